@@ -1,0 +1,1 @@
+"""gradq control: the Typer CLI that drives storage and the worker queue."""

@@ -1,0 +1,1 @@
+"""gradq storage: SQLAlchemy models, one session scope, query helpers and Alembic migrations."""

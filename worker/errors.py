@@ -1,0 +1,21 @@
+"""All errors the worker package raises on purpose; the CLI prints them as one line."""
+
+
+class WorkerError(Exception):
+    """Base of every error the worker package raises for bad input or a failed job."""
+
+
+class DataError(WorkerError):
+    """A data file is missing, unreadable or fails validation; the message names the file."""
+
+
+class FetchError(DataError):
+    """MNIST could not be downloaded or did not match its published checksum."""
+
+
+class SnapshotError(WorkerError):
+    """Snapshot bytes are corrupt, carry objects, or do not fit the network they are loaded into."""
+
+
+class DivergedError(WorkerError):
+    """The loss became NaN or infinite: the learning rate is too high for this run."""

@@ -1,0 +1,221 @@
+"""The network: a stack of dense layers with a softmax output, its forward and backward pass.
+
+Layout follows the maths with samples in rows: X is (m, 784), W_l is (n_out, n_in) as in the
+notebook, Z_l = A_{l-1} @ W_l.T + b_l. Every array stays in the run's dtype: scalars that meet
+arrays are Python floats (weak under NumPy 2 promotion) or cast to that dtype first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+INITS = ("uniform", "he")
+DTYPES = ("float32", "float64")
+MAX_WIDTH = 4096  # a hidden layer wider than this is a typo, not a plan, for 784-pixel digits
+
+# Rows per block in the fused pass: a float32 block of X (2048 x 784 x 4 B = 6.4 MB) stays in the
+# shared L3 between the forward and the backward product, so X streams from memory once per step.
+BLOCK_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The shape of a network and how it starts: everything needed to rebuild it from parameters."""
+
+    hidden: tuple[int, ...] = (10, 10)  # units per hidden layer
+    acts: tuple[str, ...] = ("relu", "relu")  # activation per hidden layer
+    init: str = "uniform"  # "uniform": U[-0.5, 0.5) as the notebook; "he": N(0, 2/fan_in)
+    dtype: str = "float32"  # of parameters and every activation
+    n_in: int = 784  # pixels per image
+    n_out: int = 10  # classes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "acts", tuple(str(a) for a in self.acts))
+        if len(self.hidden) != len(self.acts):
+            raise ValueError(
+                f"{len(self.hidden)} hidden sizes but {len(self.acts)} activations; "
+                "give one activation per hidden layer"
+            )
+        for h in self.hidden:
+            if not 1 <= h <= MAX_WIDTH:
+                raise ValueError(f"hidden size {h} is out of range; use 1..{MAX_WIDTH}")
+        for a in self.acts:
+            if a not in ACTIVATIONS:
+                raise ValueError(f"unknown activation {a!r}; use one of {', '.join(ACTIVATIONS)}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+
+    @property
+    def sizes(self) -> list[int]:
+        """Units per layer, input to output: [784, 10, 10, 10] by default."""
+        return [self.n_in, *self.hidden, self.n_out]
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of [W1, b1, W2, b2, ...]."""
+        out: list[tuple[int, ...]] = []
+        for n_in, n_out in pairwise(self.sizes):
+            out += [(n_out, n_in), (n_out,)]
+        return out
+
+    def names(self) -> list[str]:
+        """Parameter names as in the notebook: W1, b1, W2, b2, ..."""
+        return [f"{k}{i}" for i in range(1, len(self.sizes)) for k in ("W", "b")]
+
+
+def init_params(arch: Arch, rng: np.random.Generator) -> list[np.ndarray]:
+    """Fresh parameters [W1, b1, W2, b2, ...] in the arch's dtype."""
+    dtype = arch.np_dtype
+    params: list[np.ndarray] = []
+    for shape in arch.shapes():
+        if arch.init == "uniform":
+            p = rng.random(shape, dtype=np.float64) - 0.5  # the notebook: rand() - 0.5
+        elif len(shape) == 2:
+            p = rng.standard_normal(shape) * np.sqrt(2.0 / shape[1])  # He: std sqrt(2 / fan_in)
+        else:
+            p = np.zeros(shape)
+        params.append(np.ascontiguousarray(p, dtype=dtype))
+    return params
+
+
+def activate(name: str, Z: np.ndarray) -> np.ndarray:
+    """Hidden activation, in Z's dtype; overwrites Z."""
+    if name == "relu":
+        return np.maximum(Z, 0, out=Z)
+    if name == "sigmoid":
+        # 0.5 * (1 + tanh(z / 2)) never overflows, unlike 1 / (1 + exp(-z))
+        np.multiply(Z, 0.5, out=Z)
+        np.tanh(Z, out=Z)
+        Z += 1
+        Z *= 0.5
+        return Z
+    return np.tanh(Z, out=Z)
+
+
+def activation_grad(name: str, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
+    """dZ from dA, written in terms of the activation's output A; overwrites dA."""
+    if name == "relu":
+        dA *= A > 0
+    elif name == "sigmoid":
+        dA *= A * (1 - A)
+    else:
+        dA *= 1 - A * A
+    return dA
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by the row max so large logits cannot overflow; overwrites Z."""
+    Z -= Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    return Z
+
+
+def forward(params: list[np.ndarray], arch: Arch, X: np.ndarray) -> list[np.ndarray]:
+    """Activations [A1, ..., A_out] for a batch X (m, 784); the last is the softmax (m, 10)."""
+    acts: list[np.ndarray] = []
+    A = X
+    n_layers = len(arch.sizes) - 1
+    for i in range(n_layers):
+        W, b = params[2 * i], params[2 * i + 1]
+        Z = A @ W.T  # (m, n_in) @ (n_in, n_out) -> (m, n_out)
+        Z += b
+        A = activate(arch.acts[i], Z) if i < n_layers - 1 else softmax(Z)
+        acts.append(A)
+    return acts
+
+
+@dataclass
+class BatchStats:
+    """Loss and correct count of the parameters the gradient was taken at."""
+
+    loss_sum: float = 0.0  # summed cross-entropy
+    correct: int = 0  # argmax == label
+    count: int = 0
+
+    def add(self, P: np.ndarray, y: np.ndarray) -> None:
+        """Count a block's softmax output P (b, 10) against its labels y (b,)."""
+        p = P[np.arange(len(y)), y]  # (b,) probability given to the true class
+        tiny = np.finfo(P.dtype).tiny  # a probability that underflowed costs log(tiny), not inf
+        self.loss_sum -= float(np.log(np.maximum(p, tiny)).sum())
+        self.correct += int(np.count_nonzero(P.argmax(axis=1) == y))
+        self.count += len(y)
+
+
+def gradients(
+    params: list[np.ndarray],
+    arch: Arch,
+    X: np.ndarray,
+    y: np.ndarray,
+    stats: BatchStats | None = None,
+    block_rows: int = BLOCK_ROWS,
+) -> list[np.ndarray]:
+    """Gradient of the mean cross-entropy over (X, y) for [W1, b1, ...], one pass over X.
+
+    X (m, 784) is walked in row blocks; each block's forward and backward run while it is in
+    cache, and the block gradients are summed in a fixed order, so the result is deterministic.
+    """
+    m = X.shape[0]
+    n_layers = len(arch.sizes) - 1
+    grads = [np.zeros_like(p) for p in params]
+    inv_m = 1.0 / m  # Python float: keeps float32 arrays float32
+    for start in range(0, m, block_rows):
+        Xb = X[start : start + block_rows]  # (b, 784)
+        yb = y[start : start + block_rows]  # (b,)
+        acts = forward(params, arch, Xb)
+        P = acts[-1]  # (b, 10) softmax
+        if stats is not None:
+            stats.add(P, yb)
+        rows = np.arange(len(yb))
+        dZ = P  # reuse: dZ_out = (P - onehot(y)) / m
+        dZ[rows, yb] -= 1
+        dZ *= inv_m
+        for i in range(n_layers - 1, -1, -1):
+            A_prev = acts[i - 1] if i > 0 else Xb  # (b, n_in)
+            grads[2 * i] += dZ.T @ A_prev  # (n_out, b) @ (b, n_in) -> (n_out, n_in)
+            grads[2 * i + 1] += dZ.sum(axis=0)  # (n_out,) one bias gradient per unit
+            if i > 0:
+                dA = dZ @ params[2 * i]  # (b, n_out) @ (n_out, n_in) -> (b, n_in)
+                dZ = activation_grad(arch.acts[i - 1], acts[i - 1], dA)
+    return grads
+
+
+def predict_proba(
+    params: list[np.ndarray], arch: Arch, X: np.ndarray, block_rows: int = BLOCK_ROWS
+) -> np.ndarray:
+    """Softmax output (m, 10) for X (m, 784), computed in blocks to bound memory."""
+    out = np.empty((X.shape[0], arch.n_out), dtype=arch.np_dtype)
+    for start in range(0, X.shape[0], block_rows):
+        out[start : start + block_rows] = forward(params, arch, X[start : start + block_rows])[-1]
+    return out
+
+
+def predict(params: list[np.ndarray], arch: Arch, X: np.ndarray) -> np.ndarray:
+    """Predicted label (m,) for each row of X (m, 784)."""
+    return predict_proba(params, arch, X).argmax(axis=1)
+
+
+def measure(
+    params: list[np.ndarray],
+    arch: Arch,
+    X: np.ndarray,
+    y: np.ndarray,
+    block_rows: int = BLOCK_ROWS,
+) -> BatchStats:
+    """Loss and correct count over (X, y), forward only."""
+    stats = BatchStats()
+    for start in range(0, X.shape[0], block_rows):
+        stats.add(
+            forward(params, arch, X[start : start + block_rows])[-1], y[start : start + block_rows]
+        )
+    return stats

@@ -1,0 +1,170 @@
+"""The training loop: full-batch gradient descent, or mini-batch SGD when a batch size is given.
+
+Everything that decides the next update is in `State` (parameters, iteration, seed, batch size):
+the mini-batch order of epoch e is a permutation drawn from a generator seeded by (seed, e), so
+the data order position is a function of the iteration and a resumed run replays it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from worker import nn
+from worker.errors import DivergedError
+
+
+class TrainData(Protocol):
+    """What the loop reads: worker.data.Split has these fields."""
+
+    x_train: np.ndarray  # (N, 784) in the run's dtype, pixels in [0, 1]
+    y_train: np.ndarray  # (N,) int labels 0..9
+    x_dev: np.ndarray  # (D, 784)
+    y_dev: np.ndarray  # (D,)
+
+
+@dataclass
+class State:
+    """A network part-way through training: all that continuing it exactly needs."""
+
+    arch: nn.Arch
+    params: list[np.ndarray]  # [W1, b1, W2, b2, ...], each in arch.dtype
+    iteration: int = 0  # updates applied so far, over all stages
+    seed: int = 0  # drew the initial parameters and drives the mini-batch order
+    batch_size: int | None = None  # None = full batch
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of the learning curve: the parameters after `iteration` updates."""
+
+    iteration: int
+    train_acc: float  # full batch: exact; mini-batch: mean over the batches since the last point
+    dev_acc: float
+    loss: float  # mean cross-entropy, measured like train_acc
+    lr: float
+    wall: float  # seconds since this call of train() began
+
+
+OnPoint = Callable[[State, Point], bool | None]  # return True to stop after this point
+ShouldStop = Callable[[State], bool]  # asked every iteration; True stops before the next update
+
+
+def new_state(arch: nn.Arch, seed: int = 0, batch_size: int | None = None) -> State:
+    """A fresh network, initialised from `seed`."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch size {batch_size} must be at least 1 (or none for full batch)")
+    rng = np.random.default_rng(seed)
+    return State(arch, nn.init_params(arch, rng), 0, seed, batch_size)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of training rows in one mini-batch epoch, the same on every resume."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def accuracy(params: list[np.ndarray], arch: nn.Arch, X: np.ndarray, y: np.ndarray) -> float:
+    """Share of rows of X whose predicted label equals y."""
+    if len(y) == 0:
+        return float("nan")
+    return float(np.count_nonzero(nn.predict(params, arch, X) == y)) / len(y)
+
+
+def check_data(state: State, data: TrainData) -> None:
+    """Refuse data that does not fit the network, before any time is spent."""
+    dtype = state.arch.np_dtype
+    for name in ("x_train", "x_dev"):
+        x = getattr(data, name)
+        if x.dtype != dtype:
+            raise ValueError(f"{name} is {x.dtype} but the network is {dtype}; convert the data")
+        if x.ndim != 2 or x.shape[1] != state.arch.n_in:
+            raise ValueError(f"{name} has shape {x.shape}; expected (rows, {state.arch.n_in})")
+    if len(data.y_train) != len(data.x_train) or len(data.x_train) == 0:
+        raise ValueError("training data is empty or its labels do not match its images")
+
+
+@np.errstate(over="ignore", invalid="ignore")  # divergence is caught, and named, at each point
+def train(
+    state: State,
+    data: TrainData,
+    lr: float,
+    until: int,
+    *,
+    eval_every: int = 50,
+    on_point: OnPoint | None = None,
+    should_stop: ShouldStop | None = None,
+) -> State:
+    """Update `state` in place until `until` global iterations are done, or a callback stops it.
+
+    A point is reported at every multiple of `eval_every` and at the last iteration reached.
+    The loss is checked at each point; NaN or inf raises DivergedError before the point is
+    reported, so the caller's last saved snapshot is the last finite one.
+    """
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate {lr} must be a positive finite number")
+    if eval_every < 1:
+        raise ValueError(f"eval_every {eval_every} must be at least 1")
+    check_data(state, data)
+    arch, params = state.arch, state.params
+    step = arch.np_dtype.type(lr)  # the lr in the params' dtype: float32 stays float32
+    n = len(data.x_train)
+    full = state.batch_size is None or state.batch_size >= n
+    batches = 1 if full else math.ceil(n / state.batch_size)
+    start, t0 = state.iteration, time.perf_counter()
+    running = nn.BatchStats()  # mini-batch: loss and hits of the batches since the last point
+    order, order_epoch = np.arange(0), -1
+
+    def report(stats: nn.BatchStats) -> bool:
+        loss = stats.loss_sum / stats.count
+        if not math.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
+            raise DivergedError(
+                f"loss became {loss} by iteration {state.iteration} at lr {lr}; "
+                "lower the learning rate"
+            )
+        p = Point(
+            iteration=state.iteration,
+            train_acc=stats.correct / stats.count,
+            dev_acc=accuracy(params, arch, data.x_dev, data.y_dev),
+            loss=loss,
+            lr=float(lr),
+            wall=time.perf_counter() - t0,
+        )
+        return bool(on_point(state, p)) if on_point is not None else False
+
+    while state.iteration < until:
+        if should_stop is not None and should_stop(state):
+            break
+        i = state.iteration
+        due = i % eval_every == 0 and (i > start or i == 0)  # the point at `start` is reported
+        if full:
+            # the step's own forward pass measures the current parameters: the point is free
+            stats = nn.BatchStats() if due else None
+            grads = nn.gradients(params, arch, data.x_train, data.y_train, stats)
+            if stats is not None and report(stats):
+                return state
+        else:
+            if due:
+                if report(
+                    running
+                    if running.count
+                    else nn.measure(params, arch, data.x_train, data.y_train)
+                ):
+                    return state
+                running = nn.BatchStats()
+            epoch, pos = divmod(i, batches)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(state.seed, epoch, n), epoch
+            idx = order[pos * state.batch_size : (pos + 1) * state.batch_size]
+            grads = nn.gradients(params, arch, data.x_train[idx], data.y_train[idx], running)
+        for p, g in zip(params, grads, strict=True):
+            p -= step * g
+        state.iteration = i + 1
+    if state.iteration > start:
+        exact = full or running.count == 0
+        report(nn.measure(params, arch, data.x_train, data.y_train) if exact else running)
+    return state
