@@ -1,1 +1,1 @@
-"""gradq worker: the pure NumPy training core, data loading, and the Celery tasks that adapt them."""
+"""gradq worker: the pure NumPy core, data loading, and the Celery tasks that adapt them."""

@@ -1,0 +1,479 @@
+"""Loading, validating and splitting MNIST: the real files, each format, each kind of bad file."""
+
+import gzip
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from worker import data, idx
+from worker.data import Dataset
+from worker.errors import DataError
+
+HEADER = ["label"] + [f"{r}x{c}" for r in range(1, 29) for c in range(1, 29)]
+
+
+@pytest.fixture(scope="module")
+def mnist_dir() -> Path:
+    """The real MNIST dir from GRADQ_DATA_DIR; skipped when absent, but a failure on CI."""
+    raw = os.environ.get("GRADQ_DATA_DIR", "")
+    directory = Path(raw)
+    if raw and all(idx.locate(directory, name) for name in idx.NAMES):
+        return directory
+    reason = (
+        f"real MNIST not found (GRADQ_DATA_DIR={raw!r}); set GRADQ_DATA_DIR to a dir holding "
+        "the four IDX files, e.g. ../shared/data/mnist"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep every CSV cache out of the real ~/.cache."""
+    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture(scope="module")
+def real(mnist_dir: Path) -> Dataset:
+    return data.load(mnist_dir)
+
+
+def digits(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Small random images (n, 784) uint8 and labels (n,) uint8."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
+
+
+def write_idx_dir(directory: Path, x: np.ndarray, y: np.ndarray, *, gz: bool = True) -> Path:
+    """A train-only IDX dir: x (n, 784), y (n,)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, values in ((idx.TRAIN_IMAGES, x.reshape(-1, 28, 28)), (idx.TRAIN_LABELS, y)):
+        raw = idx.encode(values)
+        path = directory / (f"{name}.gz" if gz else name)
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+    return directory
+
+
+def write_csv(path: Path, x: np.ndarray, y: np.ndarray, *, header: bool = True) -> Path:
+    """The notebook format: label, then 784 pixels per row."""
+    frame = pd.DataFrame(np.column_stack([y, x]), columns=HEADER)
+    frame.to_csv(path, index=False, header=header)
+    return path
+
+
+def csv_text(path: Path, rows: list[list[object]], columns: int = 785) -> Path:
+    """A CSV written by hand, so cells pandas would never write (NaN, 256, text) are possible."""
+    lines = [",".join(HEADER[:columns])] + [",".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def good_row(label: int = 3) -> list[object]:
+    return [label] + [0] * 784
+
+
+def refused(path: Path, *fragments: str, cache_dir: Path | None = None) -> str:
+    """Assert load() refuses path with a one-line DataError naming the file and the problem."""
+    with pytest.raises(DataError) as caught:
+        data.load(path, cache_dir=cache_dir or path.parent / "cache")
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+# --- the real files ------------------------------------------------------------------------------
+
+
+@pytest.mark.mnist
+def test_real_mnist_loads_with_canonical_shapes(real: Dataset) -> None:
+    assert real.x_train.shape == (60000, 784) and real.x_train.dtype == np.uint8
+    assert real.y_train.shape == (60000,) and real.y_train.dtype == np.uint8
+    assert real.x_test.shape == (10000, 784) and real.y_test.shape == (10000,)
+    assert real.x_train.flags.c_contiguous
+    assert real.y_train[0] == 5 and real.y_test[0] == 7
+    assert real.x_train.max() == 255 and set(np.unique(real.y_train)) == set(range(10))
+
+
+@pytest.mark.mnist
+def test_real_limit_keeps_first_training_rows(mnist_dir: Path, real: Dataset) -> None:
+    head = data.load(mnist_dir, limit=100)
+    assert head.x_train.shape == (100, 784)
+    assert np.array_equal(head.x_train, real.x_train[:100])
+    assert np.array_equal(head.y_train, real.y_train[:100])
+    assert head.y_test.shape == (10000,)
+
+
+@pytest.mark.mnist
+def test_real_split_float32_stays_float32(real: Dataset) -> None:
+    s = data.split(real)
+    assert s.x_train.shape == (59000, 784) and s.x_dev.shape == (1000, 784)
+    assert s.x_test.shape == (10000, 784)
+    for x in (s.x_train, s.x_dev, s.x_test):
+        assert x.dtype == np.float32
+    assert s.x_train.max() == 1.0 and s.x_train.min() == 0.0
+    assert s.y_train.dtype == np.int64 and s.y_test.dtype == np.int64
+    assert np.array_equal(s.x_test, real.x_test.astype(np.float32) / np.float32(255))
+
+
+@pytest.mark.mnist
+def test_real_split_float64(real: Dataset) -> None:
+    s = data.split(real, dtype="float64")
+    assert s.x_train.dtype == np.float64 and s.x_train.max() == 1.0
+
+
+@pytest.mark.mnist
+def test_info_counts_the_real_set(mnist_dir: Path) -> None:
+    summary = data.info(mnist_dir)
+    assert summary["kind"] == "idx" and summary["has_test"] is True
+    assert (summary["train"], summary["test"]) == (60000, 10000)
+    assert sum(summary["train_labels"]) == 60000
+
+
+# --- split -------------------------------------------------------------------------------------
+
+
+def numbered(n: int) -> Dataset:
+    """Rows whose first two pixels spell their own index, so a split can be traced back."""
+    x = np.zeros((n, 784), dtype=np.uint8)
+    x[:, 0], x[:, 1] = np.divmod(np.arange(n), 256)
+    return Dataset(x, (np.arange(n) % 10).astype(np.uint8), None, None, "numbered")
+
+
+def row_ids(x: np.ndarray) -> np.ndarray:
+    return np.rint(x[:, 0] * 255).astype(int) * 256 + np.rint(x[:, 1] * 255).astype(int)
+
+
+def test_split_is_deterministic_disjoint_and_complete() -> None:
+    ds = numbered(600)
+    first, again = data.split(ds, dev_size=100, seed=7), data.split(ds, dev_size=100, seed=7)
+    assert np.array_equal(first.x_train, again.x_train)
+    assert np.array_equal(first.y_dev, again.y_dev)
+    train, dev = row_ids(first.x_train), row_ids(first.x_dev)
+    assert len(dev) == 100 and len(train) == 500
+    assert not set(train) & set(dev)
+    assert set(train) | set(dev) == set(range(600))
+    assert np.array_equal(first.y_dev, dev % 10)  # labels moved with their rows
+    other = data.split(ds, dev_size=100, seed=8)
+    assert not np.array_equal(row_ids(other.x_dev), dev)
+    assert first.x_test is None and first.y_test is None
+
+
+def test_split_dev_is_the_head_of_a_seeded_permutation() -> None:
+    ds = numbered(50)
+    order = np.random.default_rng(3).permutation(50)
+    s = data.split(ds, dev_size=10, seed=3)
+    assert np.array_equal(row_ids(s.x_dev), order[:10])
+    assert np.array_equal(row_ids(s.x_train), order[10:])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"dev_size": 50}, "dev_size must be from 0 to 49"),
+        ({"dev_size": -1}, "dev_size must be from 0 to 49"),
+        ({"dev_size": 1.5}, "whole number"),
+        ({"dtype": "float16"}, "'float32' or 'float64'"),
+    ],
+)
+def test_split_refuses_bad_arguments(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        data.split(numbered(50), **kwargs)
+
+
+def test_dataset_refuses_arrays_of_the_wrong_kind() -> None:
+    x, y = digits(4)
+    with pytest.raises(ValueError, match="uint8"):
+        Dataset(x.astype(np.float32), y, None, None, "hand-made")
+    with pytest.raises(ValueError, match="both be arrays or both be None"):
+        Dataset(x, y, x, None, "hand-made")
+
+
+# --- the other formats ---------------------------------------------------------------------------
+
+
+def test_csv_round_trip_is_cached(tmp_path: Path) -> None:
+    x, y = digits(20)
+    path = write_csv(tmp_path / "mnist_train.csv", x, y)
+    cache = tmp_path / "cache"
+    ds = data.load(path, cache_dir=cache)
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+    assert ds.x_test is None and ds.source == str(path)
+    assert len(list(cache.glob("mnist_train-*.npz"))) == 1
+    again = data.load(path, cache_dir=cache)
+    assert np.array_equal(again.x_train, x) and np.array_equal(again.y_train, y)
+
+
+def test_csv_cache_is_rebuilt_when_the_csv_changes(tmp_path: Path) -> None:
+    x, y = digits(21)
+    path = write_csv(tmp_path / "mnist_train.csv", x[:20], y[:20])
+    cache = tmp_path / "cache"
+    assert len(data.load(path, cache_dir=cache).y_train) == 20
+    write_csv(path, x, y)  # one more row: a different size
+    assert np.array_equal(data.load(path, cache_dir=cache).x_train, x)
+    assert len(list(cache.glob("*.npz"))) == 1  # replaced, not piled up
+
+
+def test_csv_without_header_keeps_its_first_row(tmp_path: Path) -> None:
+    x, y = digits(5)
+    ds = data.load(write_csv(tmp_path / "d.csv", x, y, header=False), cache_dir=tmp_path / "c")
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+
+
+def test_csv_limit_parses_only_the_head_and_caches_nothing(tmp_path: Path) -> None:
+    x, y = digits(30)
+    cache = tmp_path / "cache"
+    ds = data.load(write_csv(tmp_path / "d.csv", x, y), cache_dir=cache, limit=7)
+    assert np.array_equal(ds.x_train, x[:7])
+    assert not list(cache.glob("*.npz"))
+
+
+@pytest.mark.parametrize("shape", [(784,), (28, 28)])
+def test_npz_loads_flat_or_square_images(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    x, y = digits(6)
+    x_test, y_test = digits(3, seed=2)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x.reshape(6, *shape), y_train=y, x_test=x_test, y_test=y_test)
+    ds = data.load(path)
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+    assert np.array_equal(ds.x_test, x_test) and np.array_equal(ds.y_test, y_test)
+
+
+def test_npz_without_test_set(tmp_path: Path) -> None:
+    x, y = digits(6)
+    np.savez(tmp_path / "mnist.npz", x_train=x.astype(np.int64), y_train=y.astype(np.int32))
+    ds = data.load(tmp_path / "mnist.npz")
+    assert ds.x_test is None and ds.x_train.dtype == np.uint8
+    assert np.array_equal(ds.x_train, x)
+
+
+def test_raw_idx_with_dotted_names(tmp_path: Path) -> None:
+    x, y = digits(4)
+    write_idx_dir(tmp_path, x, y, gz=False)
+    for name in (idx.TRAIN_IMAGES, idx.TRAIN_LABELS):
+        (tmp_path / name).rename(tmp_path / name.replace("-idx", ".idx"))
+    ds = data.load(tmp_path)
+    assert np.array_equal(ds.x_train, x) and ds.x_test is None
+
+
+# --- bad files -----------------------------------------------------------------------------------
+
+
+def truncated_gz(d: Path) -> Path:
+    write_idx_dir(d, *digits(5))
+    packed = d / f"{idx.TRAIN_IMAGES}.gz"
+    packed.write_bytes(packed.read_bytes()[:-40])
+    return packed
+
+
+def truncated_raw(d: Path) -> Path:
+    write_idx_dir(d, *digits(5), gz=False)
+    raw = d / idx.TRAIN_IMAGES
+    raw.write_bytes(raw.read_bytes()[:-100])
+    return raw
+
+
+def wrong_magic(d: Path) -> Path:
+    x, y = digits(5)
+    write_idx_dir(d, x, y)
+    (d / f"{idx.TRAIN_IMAGES}.gz").write_bytes(gzip.compress(idx.encode(y)))  # labels as images
+    return d / f"{idx.TRAIN_IMAGES}.gz"
+
+
+def count_mismatch(d: Path) -> Path:
+    x, y = digits(5)
+    write_idx_dir(d, x, y[:4])
+    return d / f"{idx.TRAIN_LABELS}.gz"
+
+
+def idx_label_10(d: Path) -> Path:
+    x, y = digits(5)
+    y[2] = 10
+    write_idx_dir(d, x, y)
+    return d / f"{idx.TRAIN_LABELS}.gz"
+
+
+def empty_idx(d: Path) -> Path:
+    write_idx_dir(d, *digits(5), gz=False)
+    (d / idx.TRAIN_LABELS).write_bytes(b"")
+    return d / idx.TRAIN_LABELS
+
+
+def csv_cell(value: object, column: int = 5) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        bad = good_row()
+        bad[column] = value
+        return csv_text(d / "mnist_train.csv", [good_row(), good_row(), bad])
+
+    return make
+
+
+def npz_with(**arrays: np.ndarray) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        np.savez(d / "mnist.npz", **arrays)
+        return d / "mnist.npz"
+
+    return make
+
+
+def file_with(name: str, content: bytes) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        (d / name).write_bytes(content)
+        return d / name
+
+    return make
+
+
+X, Y = digits(4)
+BAD_FILES = {
+    "truncated gz": (truncated_gz, ["truncated or corrupt gzip"]),
+    "truncated raw": (truncated_raw, ["truncated", "5x28x28"]),
+    "wrong magic": (wrong_magic, ["wrong IDX magic 0x00000801 (a label file)", "0x00000803"]),
+    "count mismatch": (count_mismatch, ["5 images", "4 labels", idx.TRAIN_IMAGES]),
+    "idx label 10": (idx_label_10, ["item 2 has label 10; labels must be 0-9"]),
+    "empty idx": (empty_idx, ["empty file"]),
+    "csv 783 pixels": (lambda d: csv_text(d / "m.csv", [good_row()[:-1]], 784), ["783 pixel"]),
+    "csv label 10": (csv_cell(10, 0), ["row 3 has label 10; labels must be 0-9"]),
+    "csv NaN pixel": (csv_cell("nan"), ["row 3 has a missing (NaN) pixel at pixel 4"]),
+    "csv empty pixel": (csv_cell(""), ["row 3 has a missing (NaN) pixel"]),
+    "csv pixel 256": (csv_cell(256), ["row 3 has pixel 256 at pixel 4", "0-255"]),
+    "csv pixel -1": (csv_cell(-1), ["row 3 has pixel -1 at pixel 4", "0-255"]),
+    "csv pixel 0.5": (csv_cell(0.5), ["row 3 has pixel 0.5"]),
+    "csv pixel 99999": (csv_cell(99999), ["row 3 has pixel 99999"]),
+    "csv text pixel": (csv_cell("dark"), ["row 3 has 'dark' as pixel 4"]),
+    "csv ragged row": (csv_cell("1,2"), ["Expected 785 fields"]),
+    "csv header only": (lambda d: csv_text(d / "m.csv", []), ["no data rows"]),
+    "empty csv": (file_with("m.csv", b""), ["empty file"]),
+    "binary csv": (file_with("m.csv", b"\xff\xfe\x00"), ["not a text file"]),
+    "empty npz": (file_with("m.npz", b""), ["empty file"]),
+    "npz not a zip": (file_with("m.npz", b"junk"), ["not an .npz (zip) archive"]),
+    "npz no labels": (npz_with(x_train=X), ["expected x_train and y_train"]),
+    "npz pixel 256": (npz_with(x_train=X.astype(int) + 1, y_train=Y), ["pixel 256", "x_train["]),
+    "npz 27 wide": (npz_with(x_train=X[:, :-28], y_train=Y), ["x_train has shape (4, 756)"]),
+    "unknown suffix": (file_with("m.txt", b"1,2"), ["unknown format"]),
+    "lone idx file": (lambda d: truncated_raw(d), ["one IDX file is not a dataset"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_is_refused_naming_file_and_problem(tmp_path: Path, case: str) -> None:
+    make, fragments = BAD_FILES[case]
+    bad = make(tmp_path)
+    lone = case == "lone idx file"
+    target = tmp_path if bad.name.startswith(("train-", "t10k-")) and not lone else bad
+    refused(target, bad.name, *fragments)
+
+
+def test_missing_path_is_refused(tmp_path: Path) -> None:
+    refused(tmp_path / "nowhere.csv", "nowhere.csv", "no such file or directory")
+
+
+def test_dir_without_data_is_refused(tmp_path: Path) -> None:
+    refused(tmp_path, str(tmp_path), "no MNIST data here", "gradq data fetch")
+
+
+UNPICKLED: list[str] = []
+
+
+def _tripwire(note: str) -> str:
+    UNPICKLED.append(note)
+    return note
+
+
+class Tripwire:
+    """Records itself if anything ever unpickles it."""
+
+    def __reduce__(self) -> tuple:
+        return (_tripwire, ("unpickled",))
+
+
+def test_npz_with_object_array_is_refused_and_never_unpickled(tmp_path: Path) -> None:
+    x, _ = digits(4)
+    objects = np.array([Tripwire()] * 4, dtype=object)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x, y_train=objects)
+    refused(path, "mnist.npz", "'y_train' holds Python objects", "never unpickles")
+    assert UNPICKLED == []
+
+
+# --- find, defaults, import ----------------------------------------------------------------------
+
+
+def test_find_prefers_idx_then_npz_then_csv(tmp_path: Path) -> None:
+    assert data.find(tmp_path / "missing") is None
+    assert data.find(tmp_path) is None
+    x, y = digits(3)
+    write_csv(tmp_path / "mnist_train.csv", x, y)
+    assert data.find(tmp_path) == tmp_path / "mnist_train.csv"
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y)
+    assert data.find(tmp_path) == tmp_path / "mnist.npz"
+    write_idx_dir(tmp_path, x, y)
+    assert data.find(tmp_path) == tmp_path
+
+
+def test_default_data_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GRADQ_DATA_DIR", str(tmp_path / "here"))
+    assert data.default_data_dir() == tmp_path / "here"
+    monkeypatch.delenv("GRADQ_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data.default_data_dir() == tmp_path / "xdg" / "gradq" / "mnist"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_data_dir() == tmp_path / "home" / ".local" / "share" / "gradq" / "mnist"
+
+
+def test_default_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "c"))
+    assert data.default_cache_dir() == tmp_path / "c"
+    x, y = digits(3)
+    data.load(write_csv(tmp_path / "d.csv", x, y))
+    assert list((tmp_path / "c").glob("d-*.npz"))
+
+
+def test_import_csv_lands_where_load_finds_it(tmp_path: Path) -> None:
+    x, y = digits(8)
+    src = write_csv(tmp_path / "mine.csv", x, y)
+    target = data.import_file(src, tmp_path / "data")
+    assert target == tmp_path / "data" / "mnist.npz"
+    ds = data.load(tmp_path / "data")
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+    assert data.info(tmp_path / "data")["kind"] == "npz"
+
+
+def test_import_idx_files_one_at_a_time(tmp_path: Path) -> None:
+    x, y = digits(8)
+    src = write_idx_dir(tmp_path / "src", x, y)
+    for name in (idx.TRAIN_IMAGES, idx.TRAIN_LABELS):
+        data.import_file(src / f"{name}.gz", tmp_path / "data")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        idx.TRAIN_IMAGES,
+        idx.TRAIN_LABELS,
+    ]
+    assert np.array_equal(data.load(tmp_path / "data").x_train, x)
+
+
+def test_import_refuses_a_bad_file_and_writes_nothing(tmp_path: Path) -> None:
+    bad = csv_cell(300)(tmp_path)
+    with pytest.raises(DataError, match="pixel 300"):
+        data.import_file(bad, tmp_path / "data")
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())
+
+
+def test_import_refuses_to_be_shadowed_by_idx_files(tmp_path: Path) -> None:
+    x, y = digits(3)
+    write_idx_dir(tmp_path / "data", x, y)
+    with pytest.raises(DataError, match="already holds IDX files"):
+        data.import_file(write_csv(tmp_path / "d.csv", x, y), tmp_path / "data")
+
+
+@pytest.mark.parametrize("limit", [0, -3, True])
+def test_load_refuses_a_limit_that_is_not_a_positive_count(tmp_path: Path, limit: int) -> None:
+    write_idx_dir(tmp_path, *digits(3))
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        data.load(tmp_path, limit=limit)

@@ -1,0 +1,198 @@
+"""Downloading the four MNIST files from public mirrors, checked against their published md5s."""
+
+import gzip
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from worker import idx
+from worker.errors import FetchError
+from worker.files import atomic_path
+
+MIRRORS: list[str] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+]
+FILES: dict[str, str] = {  # uncompressed name -> published md5 of the uncompressed bytes
+    idx.TRAIN_IMAGES: "6bbc9ace898e44ae57da46a324031adb",
+    idx.TRAIN_LABELS: "a25bea736e30d166cdddb491f175f624",
+    idx.TEST_IMAGES: "2646ac647ad5339dbf082846283269ea",
+    idx.TEST_LABELS: "27ae3e4e09519cfbb04c329615203637",
+}
+Progress = Callable[[str, int, int | None], None]  # (name, bytes done, bytes total or None)
+_CHUNK = 1 << 20
+
+
+class _MirrorError(Exception):
+    """One mirror could not supply one file; fetch() moves on to the next mirror."""
+
+    def __init__(self, reason: str, *, reached: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reached = reached  # False when no server answered, which points at being offline
+
+
+def mirrors_from_env() -> list[str]:
+    """$GRADQ_MNIST_MIRRORS (comma separated) else MIRRORS, so a site can point at its own copy."""
+    listed = [m.strip() for m in os.environ.get("GRADQ_MNIST_MIRRORS", "").split(",")]
+    return [m for m in listed if m] or list(MIRRORS)
+
+
+def fetch(
+    data_dir: str | os.PathLike,
+    *,
+    mirrors: list[str] | None = None,
+    timeout: float = 30.0,
+    progress: Progress | None = None,
+) -> Path:
+    """Make data_dir hold the four verified files, downloading only those missing or corrupt."""
+    directory = Path(data_dir)
+    bases = mirrors_from_env() if mirrors is None else list(mirrors)
+    if not bases:
+        raise FetchError("no MNIST mirrors given; pass base URLs or set GRADQ_MNIST_MIRRORS")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, md5 in FILES.items():
+            if _md5_raw(directory / name) == md5 or _unpack_local(directory, name, md5):
+                continue
+            _download(directory, name, md5, bases, timeout, progress)
+    except OSError as e:  # network errors become _MirrorError, so this is the local disk
+        raise FetchError(f"{directory}: cannot write the MNIST files there ({e})") from e
+    return directory
+
+
+def verify(data_dir: str | os.PathLike) -> dict[str, bool]:
+    """Check each file present (raw, else its .gz) against its published md5."""
+    directory = Path(data_dir)
+    result = {}
+    for name, md5 in FILES.items():
+        raw, packed = directory / name, directory / f"{name}.gz"
+        if raw.is_file():
+            result[name] = _md5_raw(raw) == md5
+        elif packed.is_file():
+            result[name] = _md5_gz(packed) == md5
+    return result
+
+
+def _download(
+    directory: Path,
+    name: str,
+    md5: str,
+    bases: list[str],
+    timeout: float,
+    progress: Progress | None,
+) -> None:
+    """Try each mirror in order; keep the first copy whose content matches the published md5."""
+    failures: list[str] = []
+    reached = False
+    for base in bases:
+        url = f"{base.rstrip('/')}/{name}.gz"
+        try:
+            with (
+                atomic_path(directory / f"{name}.gz") as packed,
+                atomic_path(directory / name) as raw,
+            ):
+                _get(url, packed, name, timeout, progress)
+                _gunzip_checked(packed, raw, md5)
+            return
+        except _MirrorError as e:
+            failures.append(f"{url}: {e.reason}")
+            reached = reached or e.reached
+    tried = "; ".join(failures)
+    if not reached:
+        raise FetchError(
+            f"could not reach any MNIST mirror ({tried}) for {name}; import a file you have "
+            "with `gradq data import FILE`"
+        )
+    raise FetchError(f"{name}: no mirror had a good copy ({tried})")
+
+
+def _get(url: str, dest: Path, name: str, timeout: float, progress: Progress | None) -> None:
+    """Stream one URL into dest, reporting progress; any network trouble is a _MirrorError."""
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        raise _MirrorError(f"HTTP {e.code} {e.reason}", reached=True) from e
+    except urllib.error.URLError as e:
+        raise _MirrorError(str(e.reason), reached=False) from e
+    except http.client.HTTPException as e:
+        raise _MirrorError(f"bad HTTP response ({e!r})", reached=True) from e
+    except (OSError, ValueError) as e:  # timeouts, resets, a malformed URL
+        raise _MirrorError(str(e) or type(e).__name__, reached=False) from e
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    done = 0
+    with response, dest.open("xb") as out:
+        while chunk := _read(response):
+            out.write(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(name, done, total)
+    if total is not None and done != total:
+        raise _MirrorError(f"download cut short at {done} of {total} bytes", reached=True)
+
+
+def _read(response: BinaryIO) -> bytes:
+    """One chunk of the body; the server answered, so a failure here is that mirror's fault."""
+    try:
+        return response.read(_CHUNK)
+    except (OSError, http.client.HTTPException) as e:
+        raise _MirrorError(f"download broke off ({e!r})", reached=True) from e
+
+
+def _unpack_local(directory: Path, name: str, md5: str) -> bool:
+    """Rebuild the raw file from a good .gz already in data_dir, so no download is needed."""
+    packed = directory / f"{name}.gz"
+    if not packed.is_file():
+        return False
+    try:
+        with atomic_path(directory / name) as raw:
+            _gunzip_checked(packed, raw, md5)
+    except _MirrorError:
+        return False
+    return True
+
+
+def _gunzip_checked(packed: Path, dest: Path, md5: str) -> None:
+    """Decompress into dest while hashing; bad gzip or a wrong md5 is a _MirrorError."""
+    try:
+        with gzip.open(packed, "rb") as stream, dest.open("xb") as out:
+            got = _md5_of(stream, out)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise _MirrorError(f"not valid gzip data ({e})", reached=True) from e
+    if got != md5:
+        raise _MirrorError(f"md5 {got} is not the published {md5}", reached=True)
+
+
+def _md5_raw(path: Path) -> str | None:
+    """md5 of a file, or None when it is not there."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as stream:
+        return _md5_of(stream)
+
+
+def _md5_gz(path: Path) -> str | None:
+    """md5 of a gzip file's content, or None when it is not valid gzip."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            return _md5_of(stream)
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        return None
+
+
+def _md5_of(stream: BinaryIO, copy_to: BinaryIO | None = None) -> str:
+    """Hash a stream in chunks, optionally copying it, so 47 MB never sits in memory twice."""
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,133 @@
+"""The notebook's CSV: a header row, then a label and 784 pixel values per row."""
+
+import hashlib
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from worker import checks, npz
+from worker.errors import DataError
+
+COLUMNS = 785  # label + 28 * 28 pixels
+_SCAN_ROWS = 2000  # rows per chunk when hunting for a cell that is not a number
+
+
+def load(path: Path, cache_dir: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse once with pandas, then reuse an npz keyed on the CSV's path, size and mtime."""
+    # -> x (N, 784) uint8, y (N,) uint8
+    stat = path.stat()
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    cache = cache_dir / f"{path.stem}-{key}.npz"
+    stamp = np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)  # stale when these change
+    cached = _read_cache(cache, stamp)
+    if cached is not None:
+        return cached
+    values = read(path, nrows=limit)  # (N, 785) int16 or float64
+
+    def row(i: int) -> str:
+        return f"row {i + 1}"
+
+    y = checks.labels(values[:, 0], str(path), row)
+    x = checks.pixels(values[:, 1:], str(path), row)
+    if limit is None:  # a partial parse must never pass for the whole file
+        _write_cache(cache, stamp, x, y, path)
+    return x, y
+
+
+def read(path: Path, nrows: int | None = None) -> np.ndarray:
+    """Parse with pandas' C engine as int16 (fast, holds 0..255 and -1); diagnose on failure."""
+    # -> (N, 785) int16, or float64 when some cell is not a whole number that fits int16
+    header = 0 if _has_header(path) else None
+    options = {"header": header, "index_col": False, "engine": "c", "nrows": nrows}
+    frame = _parse(path, np.int16, options)
+    if frame is None:
+        frame = _parse(path, np.float64, options)
+    if frame is None:
+        raise _first_non_number(path, options) or DataError(f"{path}: a cell is not a number")
+    if frame.empty:
+        raise DataError(f"{path}: no data rows; expected a label and 784 pixels per row")
+    return frame.to_numpy()
+
+
+def _read_cache(cache: Path, stamp: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached parse if it matches the CSV's size and mtime; None means parse again."""
+    try:
+        with np.load(cache, allow_pickle=False) as archive:
+            if not np.array_equal(archive["stamp"], stamp):
+                return None
+        x, y, _, _ = npz.read(cache)
+    except (DataError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # missing, stale or damaged: the cache is only ever a shortcut
+    return x, y
+
+
+def _write_cache(cache: Path, stamp: np.ndarray, x: np.ndarray, y: np.ndarray, csv: Path) -> None:
+    """Save a parse for next time; failing to is worth a warning, never a failed load."""
+    try:
+        npz.write(cache, {"x_train": x, "y_train": y, "stamp": stamp}, compress=False)
+    except OSError as e:
+        warnings.warn(f"could not cache {csv} in {cache}: {e.strerror}", stacklevel=4)
+
+
+def _parse(path: Path, dtype: type, options: dict) -> pd.DataFrame | None:
+    """Parse the whole file as dtype; None when a cell does not fit it, so the caller can widen."""
+    try:
+        return pd.read_csv(path, dtype=dtype, **options)
+    except pd.errors.ParserError as e:
+        reason = " ".join(str(e).split()).removeprefix("Error tokenizing data. C error: ")
+        raise DataError(f"{path}: {reason}; each row must be a label, then 784 pixels") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    except ValueError:
+        return None
+
+
+def _has_header(path: Path) -> bool:
+    """Tell a header from a first data row, so a header-less CSV does not lose its first digit."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            line = f.readline()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a text file; expected a CSV of a label and 784 pixels") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    fields = line.rstrip("\r\n").split(",")
+    if not line.strip():
+        raise DataError(f"{path}: empty file; expected a header, then a label and 784 pixels a row")
+    if len(fields) != COLUMNS:
+        raise DataError(
+            f"{path}: {len(fields) - 1} pixel columns; each row must be a label, then 784 pixels "
+            "(28x28)"
+        )
+    return not all(_is_number(field) for field in fields)
+
+
+def _is_number(text: str) -> bool:
+    """A header cell is anything float() refuses."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_non_number(path: Path, options: dict) -> DataError | None:
+    """Find the first cell that is not a number, scanning in chunks to bound memory."""
+    start = 0
+    reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=_SCAN_ROWS, **options)
+    with reader:
+        for chunk in reader:
+            numbers = chunk.apply(pd.to_numeric, errors="coerce").to_numpy()  # (rows, 785) float
+            rows, cols = np.nonzero(np.isnan(numbers))
+            if len(rows):
+                i, j = rows[0], cols[0]
+                what = "label" if j == 0 else f"pixel {j - 1}"
+                rule = "labels must be 0-9" if j == 0 else "pixels must be whole numbers 0-255"
+                return DataError(
+                    f"{path}: row {start + i + 1} has {chunk.iat[i, j]!r} as {what}; {rule}"
+                )
+            start += len(chunk)
+    return None
