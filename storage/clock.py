@@ -1,0 +1,79 @@
+"""Timestamps from the database's clock, so workers on skewed hosts agree on lease expiry."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Float, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeDecorator
+
+# SQLite's CURRENT_TIMESTAMP has whole seconds; this keeps milliseconds in SQLAlchemy's own
+# "YYYY-MM-DD HH:MM:SS.ffffff" text format, so stored values compare correctly as strings.
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f000', 'now'"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on both backends (SQLite: naive UTC text, PostgreSQL: timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads like func.now()
+    """The database's current time: now() on PostgreSQL, millisecond UTC text on SQLite."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+class ago(FunctionElement[datetime]):  # noqa: N801 - reads like func.now()
+    """The database's current time minus `seconds` (a lease's grace period)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(literal(float(seconds), Float()))
+
+
+@compiles(utcnow)
+def _utcnow_default(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_pg(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "now()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
+    return _SQLITE_NOW + ")"
+
+
+@compiles(ago, "postgresql")
+def _ago_pg(element: ago, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(now() - make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(ago, "sqlite")
+def _ago_sqlite(element: ago, compiler: SQLCompiler, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return f"{_SQLITE_NOW}, '-' || ({seconds}) || ' seconds')"

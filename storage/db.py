@@ -1,0 +1,139 @@
+"""Where the database is, how to connect to it, and the one session scope every query runs in."""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from storage.errors import StorageError
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+# Execution option read by the SQLite "begin" hook: "IMMEDIATE" (default) or "DEFERRED".
+SQLITE_BEGIN = "gradq_sqlite_begin"
+# Bulk UPDATE/DELETE skip the identity map; getters reload with populate_existing instead.
+NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Storage configuration, read from the environment in `settings_from_env` only."""
+
+    data_dir: Path  # $GRADQ_HOME, else $XDG_DATA_HOME/gradq, else ~/.local/share/gradq
+    database_url: str  # $GRADQ_DATABASE_URL, else sqlite:///<data_dir>/gradq.db
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    if env.get("GRADQ_HOME"):
+        data_dir = Path(env["GRADQ_HOME"]).expanduser()
+    elif env.get("XDG_DATA_HOME"):
+        data_dir = Path(env["XDG_DATA_HOME"]).expanduser() / "gradq"
+    else:
+        data_dir = Path(env.get("HOME") or Path.home()).expanduser() / ".local" / "share" / "gradq"
+    url = env.get("GRADQ_DATABASE_URL") or f"sqlite:///{data_dir / 'gradq.db'}"
+    return Settings(data_dir=data_dir, database_url=url)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a URL; plain postgresql:// (and postgres://) get the psycopg 3 driver."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        parsed = make_url(text)
+    except ArgumentError as e:
+        raise ValueError(f"not a database URL: {text!r} (e.g. sqlite:///gradq.db)") from e
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+    return parsed
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with its password replaced by ***, fit for logs and `gradq db` output."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url` (default: settings); SQLite gets WAL, a busy timeout and foreign keys."""
+    parsed = normalize_url(url if url is not None else settings_from_env().database_url)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
+    if parsed.database and parsed.database != ":memory:" and "mode=memory" not in str(parsed):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
+    engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # Take BEGIN away from the sqlite3 module so _sqlite_on_begin decides its kind.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+    # writes can fail with SQLITE_BUSY at once (no busy wait) when another writer committed.
+    kind = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {kind}")
+
+
+@contextmanager
+def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """Commit on success, roll back on error, always close; driver errors become StorageError.
+
+    `readonly=True` only lets SQLite readers skip the write lock; it does not forbid writes.
+    """
+    session = Session(bind=engine, expire_on_commit=False)
+    try:
+        if readonly and engine.dialect.name == "sqlite":
+            session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
+        yield session
+        session.commit()
+    except SQLAlchemyError as e:
+        with suppress(SQLAlchemyError):
+            session.rollback()
+        raise StorageError(f"database error: {describe(e)}") from e
+    except BaseException:
+        with suppress(SQLAlchemyError):
+            session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def describe(error: SQLAlchemyError) -> str:
+    cause = getattr(error, "orig", None) or error
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {first_line}"
+
+
+def insert_for(session: Session) -> Any:
+    """The dialect's `insert` construct, which has on_conflict_do_nothing/do_update."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise StorageError(f"unsupported database {name!r}: use sqlite or postgresql")

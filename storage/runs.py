@@ -1,0 +1,181 @@
+"""Runs: create a lineage with its lr schedule, append stages, read runs back with a summary."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.errors import NotFound
+from storage.models import Metric, Run, Snapshot, Stage, StageStatus
+
+INITS = ("uniform", "he")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of `gradq runs`: a run, how its stages stand, and how far it got."""
+
+    id: int
+    name: str
+    created_at: datetime
+    parent_snapshot_id: int | None
+    status: str  # see run_status()
+    stage_counts: dict[str, int]  # stage status -> number of stages
+    iteration: int  # newest metric point's global iteration, 0 before the first one
+    best_dev_acc: float | None
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def create_run(
+    session: Session,
+    *,
+    name: str,
+    hidden_sizes: Sequence[int],
+    activations: Sequence[str],
+    init: str,
+    dtype: str,
+    seed: int,
+    dataset: str,
+    dev_size: int,
+    eval_every: int,
+    snapshot_every: int,
+    batch_size: int | None = None,
+    parent_snapshot_id: int | None = None,
+    stages: Sequence[tuple[float, int]] = (),
+) -> int:
+    """Insert a run and its schedule [(lr, iterations), ...]; a fork starts at its parent."""
+    _check_run(hidden_sizes, activations, init, dtype, dev_size, eval_every, snapshot_every)
+    if batch_size is not None and batch_size <= 0:
+        raise ValueError(f"batch_size must be positive or None (full batch), got {batch_size}")
+    if parent_snapshot_id is not None and session.get(Snapshot, parent_snapshot_id) is None:
+        raise NotFound(f"no snapshot {parent_snapshot_id}")
+    run = Run(
+        name=name,
+        hidden_sizes=",".join(str(int(width)) for width in hidden_sizes),
+        activations=",".join(activations),
+        init=init,
+        dtype=dtype,
+        seed=seed,
+        dataset=dataset,
+        dev_size=dev_size,
+        eval_every=eval_every,
+        snapshot_every=snapshot_every,
+        batch_size=batch_size,
+        parent_snapshot_id=parent_snapshot_id,
+    )
+    session.add(run)
+    session.flush()
+    add_stages(session, run.id, stages)
+    return run.id
+
+
+def _check_run(
+    hidden_sizes: Sequence[int],
+    activations: Sequence[str],
+    init: str,
+    dtype: str,
+    dev_size: int,
+    eval_every: int,
+    snapshot_every: int,
+) -> None:
+    if not hidden_sizes or any(int(width) <= 0 for width in hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive widths like [10, 10], got {hidden_sizes}")
+    if len(activations) != len(hidden_sizes) or any("," in a or not a for a in activations):
+        raise ValueError(
+            f"activations: need one name per hidden layer ({len(hidden_sizes)}), got {activations}"
+        )
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dev_size < 0:
+        raise ValueError(f"dev_size must be >= 0, got {dev_size}")
+    if eval_every <= 0 or snapshot_every <= 0:
+        raise ValueError(
+            f"eval_every and snapshot_every must be positive, got {eval_every}, {snapshot_every}"
+        )
+
+
+def add_stages(session: Session, run_id: int, schedule: Sequence[tuple[float, int]]) -> list[int]:
+    """Append stages at the end of the run's schedule; returns their ids in order."""
+    for lr, iterations in schedule:
+        if not lr > 0 or iterations <= 0:
+            raise ValueError(f"a stage needs lr > 0 and iterations > 0, got ({lr}, {iterations})")
+    run = get_run(session, run_id)
+    last = session.scalars(
+        select(Stage).where(Stage.run_id == run_id).order_by(Stage.position.desc()).limit(1)
+    ).first()
+    position = last.position if last is not None else 0
+    start_snapshot_id, start_iteration = _start_after(session, run, last)
+    stages = []
+    for lr, iterations in schedule:
+        position += 1
+        stage = Stage(run_id=run_id, position=position, lr=float(lr), iterations=int(iterations))
+        if not stages:  # only the first new stage can know its start now
+            stage.start_snapshot_id = start_snapshot_id
+            stage.start_iteration = start_iteration
+        stages.append(stage)
+    session.add_all(stages)
+    session.flush()
+    return [stage.id for stage in stages]
+
+
+def _start_after(session: Session, run: Run, last: Stage | None) -> tuple[int | None, int | None]:
+    """Where a new stage starts: the parent snapshot (or 0) first, else the last stage's end."""
+    if last is None:
+        if run.parent_snapshot_id is None:
+            return None, 0
+        parent = session.get(Snapshot, run.parent_snapshot_id)
+        return run.parent_snapshot_id, parent.iteration if parent is not None else 0
+    if last.status is not StageStatus.SUCCEEDED or last.end_snapshot_id is None:
+        return None, None  # set when the stage before it succeeds (stages.finish_stage)
+    end = session.get(Snapshot, last.end_snapshot_id)
+    return last.end_snapshot_id, end.iteration if end is not None else None
+
+
+def run_status(counts: dict[str, int]) -> str:
+    """One word for a run: running > failed > paused > queued > cancelled > succeeded."""
+    for status in ("running", "failed", "paused", "queued", "cancelled", "succeeded"):
+        if counts.get(status):
+            return status
+    return "empty"
+
+
+def list_runs(session: Session) -> list[RunSummary]:
+    """Every run, oldest first, with stage counts, current iteration and best dev accuracy."""
+    runs = session.scalars(select(Run).order_by(Run.id)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for run_id, status, n in session.execute(
+        select(Stage.run_id, Stage.status, func.count()).group_by(Stage.run_id, Stage.status)
+    ):
+        counts.setdefault(run_id, {})[StageStatus(status).value] = n
+    progress = {
+        run_id: (iteration, best)
+        for run_id, iteration, best in session.execute(
+            select(Metric.run_id, func.max(Metric.iteration), func.max(Metric.dev_acc)).group_by(
+                Metric.run_id
+            )
+        )
+    }
+    return [
+        RunSummary(
+            id=run.id,
+            name=run.name,
+            created_at=run.created_at,
+            parent_snapshot_id=run.parent_snapshot_id,
+            status=run_status(counts.get(run.id, {})),
+            stage_counts=counts.get(run.id, {}),
+            iteration=progress.get(run.id, (0, None))[0],
+            best_dev_acc=progress.get(run.id, (0, None))[1],
+        )
+        for run in runs
+    ]

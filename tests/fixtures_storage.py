@@ -1,0 +1,108 @@
+"""Storage fixtures: every database test runs on a SQLite file and on a PostgreSQL schema."""
+
+import functools
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from storage import create_run, make_engine, normalize_url, redact_url, upgrade
+
+POSTGRES_URL = os.environ.get(
+    "GRADQ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+START_POSTGRES = (
+    "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+)
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    engine = make_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def require_postgres() -> None:
+    """Skip when PostgreSQL is down, but fail under CI=true, where it must be running."""
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    message = (
+        f"PostgreSQL at {redact_url(POSTGRES_URL)} is unreachable ({problem}); {START_POSTGRES}"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A URL to an empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'gradq.db'}"
+        return
+    require_postgres()
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def blank_engine(db_url: str) -> Iterator[Engine]:
+    """An engine on an empty database (no tables yet)."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(blank_engine: Engine) -> Engine:
+    """An engine on a database migrated to head."""
+    upgrade(blank_engine)
+    return blank_engine
+
+
+def new_run(
+    session: Session, stages: list[tuple[float, int]] | None = None, **overrides: object
+) -> int:
+    """A small valid run; tests override only what they look at."""
+    fields: dict[str, object] = {
+        "name": "test",
+        "hidden_sizes": [10, 10],
+        "activations": ["relu", "relu"],
+        "init": "he",
+        "dtype": "float32",
+        "seed": 0,
+        "dataset": "mnist",
+        "dev_size": 1000,
+        "eval_every": 50,
+        "snapshot_every": 50,
+        "stages": [(1.0, 500)] if stages is None else stages,
+    }
+    fields.update(overrides)
+    return create_run(session, **fields)  # type: ignore[arg-type]

@@ -1,0 +1,128 @@
+"""Engine settings and the one session scope: commit, roll back, wrap driver errors."""
+
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from fixtures_storage import new_run
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from storage import (
+    NotFound,
+    StorageError,
+    get_run,
+    list_runs,
+    make_engine,
+    normalize_url,
+    put_snapshot,
+    redact_url,
+    session_scope,
+    settings_from_env,
+)
+
+
+def test_session_scope_commits(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        run_id = new_run(session)
+    with session_scope(engine) as session:
+        assert get_run(session, run_id).name == "test"
+
+
+def test_session_scope_rolls_back_on_error(engine: Engine) -> None:
+    with pytest.raises(RuntimeError, match="boom"), session_scope(engine) as session:
+        new_run(session)
+        raise RuntimeError("boom")
+    with session_scope(engine) as session:
+        assert list_runs(session) == []
+
+
+def test_session_scope_wraps_driver_errors_and_rolls_back(engine: Engine) -> None:
+    with pytest.raises(StorageError) as caught, session_scope(engine) as session:
+        run_id = new_run(session)
+        session.execute(
+            text(
+                "INSERT INTO stages (run_id, position, lr, iterations, status, attempts, "
+                "iterations_done) VALUES (:r, 1, 0.5, 10, 'queued', 0, 0)"
+            ),
+            {"r": run_id},
+        )
+    assert isinstance(caught.value.__cause__, IntegrityError)
+    assert "IntegrityError" in str(caught.value) or "UniqueViolation" in str(caught.value)
+    with session_scope(engine) as session:
+        assert list_runs(session) == []
+
+
+def test_own_errors_pass_through_unwrapped(engine: Engine) -> None:
+    with pytest.raises(NotFound, match=r"^no run 42$"), session_scope(engine) as session:
+        get_run(session, 42)
+
+
+def test_foreign_keys_are_enforced(engine: Engine) -> None:
+    with pytest.raises(StorageError), session_scope(engine) as session:
+        put_snapshot(session, 999, 0, b"orphan")
+
+
+def test_readonly_scope_does_not_wait_for_a_writer(engine: Engine) -> None:
+    # A writer holds its transaction open; a reader must not block on it (SQLite would wait
+    # 30 s and then fail if readers took the write lock too) and must not see its rows.
+    with session_scope(engine) as writer:
+        new_run(writer)
+        writer.flush()
+        with session_scope(engine, readonly=True) as reader:
+            assert list_runs(reader) == []
+    with session_scope(engine, readonly=True) as reader:
+        assert len(list_runs(reader)) == 1
+
+
+def test_connection_settings(engine: Engine) -> None:
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        else:
+            assert engine.dialect.driver == "psycopg"
+            assert connection.execute(text("SELECT current_schema()")).scalar().startswith("t_")
+
+
+def test_timestamps_come_back_aware_utc(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        run_id = new_run(session)
+    with session_scope(engine) as session:
+        created = get_run(session, run_id).created_at
+    assert created.tzinfo is not None
+    assert created.utcoffset() == UTC.utcoffset(None)
+
+
+# Settings and URLs below are pure functions: no database, so they run once.
+
+
+def test_settings_prefer_explicit_url_then_data_dir() -> None:
+    env = {"GRADQ_DATABASE_URL": "postgresql://u:p@h/db", "GRADQ_HOME": "/x"}
+    assert settings_from_env(env).database_url == "postgresql://u:p@h/db"
+    assert settings_from_env({"GRADQ_HOME": "/x"}).database_url == "sqlite:////x/gradq.db"
+    xdg = settings_from_env({"XDG_DATA_HOME": "/d", "HOME": "/h"})
+    assert xdg.data_dir == Path("/d/gradq")
+    assert settings_from_env({"HOME": "/h"}).data_dir == Path("/h/.local/share/gradq")
+
+
+def test_urls_are_normalised_and_redacted() -> None:
+    assert normalize_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u:p@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///a.db").drivername == "sqlite"
+    with pytest.raises(ValueError, match="unsupported database"):
+        normalize_url("mysql://u@h/db")
+    assert redact_url("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+    assert "secret" not in redact_url("postgresql://u:secret@h/db")
+
+
+def test_sqlite_file_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "gradq.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+    assert path.exists()

@@ -1,0 +1,123 @@
+"""Migrations: empty to head, models agree with them, first use is safe when racing."""
+
+import subprocess
+import sys
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from storage import (
+    StorageError,
+    current_revision,
+    downgrade,
+    ensure_schema,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from storage.models import Base
+
+TABLES = {"runs", "stages", "snapshots", "metrics"}
+
+
+def test_upgrade_brings_empty_database_to_head(blank_engine: Engine) -> None:
+    assert current_revision(blank_engine) is None
+    upgrade(blank_engine)
+    assert current_revision(blank_engine) == head_revision()
+    assert set(inspect(blank_engine).get_table_names()) >= TABLES
+
+
+def test_upgrade_accepts_a_url(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_models_and_migrations_agree(engine: Engine) -> None:
+    with engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diffs == []
+
+
+def test_downgrade_to_base_and_back(engine: Engine) -> None:
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert not TABLES & set(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+
+
+# Each process imports everything first, then waits for "go" so they migrate at the same moment.
+FIRST_USE = """
+import sys
+from storage import ensure_schema, make_engine
+engine = make_engine(sys.argv[1])
+sys.stdin.readline()
+ensure_schema(engine)
+"""
+
+
+def test_ensure_schema_is_safe_when_processes_start_together(db_url: str) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_USE, db_url],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    results = [(process.wait(timeout=120), process.stderr.read()) for process in processes]  # type: ignore[union-attr]
+    assert results == [(0, "")] * 4
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert versions == [(head_revision(),)]
+    finally:
+        engine.dispose()
+
+
+def test_ensure_schema_is_safe_when_threads_start_together(db_url: str) -> None:
+    engines = [make_engine(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def first_use(engine: Engine) -> None:
+        barrier.wait()
+        try:
+            ensure_schema(engine)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_use, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert current_revision(engines[0]) == head_revision()
+        with engines[0].connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert versions == [(head_revision(),)]
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_ensure_schema_refuses_a_newer_database(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(StorageError, match="newer than this gradq"):
+        ensure_schema(engine)
