@@ -1,0 +1,209 @@
+"""The worker through a real Redis and real Celery worker processes."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from storage import cancel, metrics, migrate, runs, snapshots, stages
+from storage.db import make_engine, session_scope
+from storage.models import StageStatus
+from worker import runner, snapshot, tasks
+from worker.settings import settings_from_env
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def new_run(engine, dataset: Path, schedule, **kw) -> int:
+    settings = dict(
+        name="t",
+        hidden_sizes=[10, 10],
+        activations=["relu", "relu"],
+        init="uniform",
+        dtype="float32",
+        seed=1,
+        dataset=str(dataset),
+        dev_size=500,
+        eval_every=50,
+        snapshot_every=50,
+        batch_size=None,
+    )
+    settings.update(kw)
+    with session_scope(engine) as s:
+        return runs.create_run(s, stages=schedule, **settings)
+
+
+def submit(engine, dataset: Path, schedule, **kw) -> int:
+    run_id = new_run(engine, dataset, schedule, **kw)
+    with session_scope(engine) as s:
+        tasks.send_stage(stages.stages_of(s, run_id)[0].id)
+    return run_id
+
+
+def wait_run(engine, run_id: int, timeout: float = 120) -> list:
+    """Wait until every stage of the run has finished; returns the stages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(engine) as s:
+            st = stages.stages_of(s, run_id)
+        if all(x.status not in (StageStatus.QUEUED, StageStatus.RUNNING) for x in st):
+            return st
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} not finished in {timeout} s: {[x.status for x in st]}")
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def curve(engine, run_id: int) -> list[int]:
+    with session_scope(engine) as s:
+        return [m.iteration for m in metrics.metrics_of(s, run_id)]
+
+
+def final_params(engine, run_id: int) -> list[np.ndarray]:
+    with session_scope(engine) as s:
+        last = snapshots.latest_snapshot(s, run_id)
+        return snapshot.loads(snapshots.get_snapshot_bytes(s, last.id)).params
+
+
+def reference_params(stack, dataset: Path, schedule, **kw) -> list[np.ndarray]:
+    """The same run uninterrupted, in this process, with the worker's BLAS thread count."""
+    tmp_path = stack.tmp
+    engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    migrate.upgrade(engine)
+    run_id = new_run(engine, dataset, schedule, **kw)
+    settings = settings_from_env(stack.env)
+    with threadpool_limits(settings.blas_threads):
+        with session_scope(engine) as s:
+            stage_ids = [x.id for x in stages.stages_of(s, run_id)]
+        for stage_id in stage_ids:
+            out = runner.run_slice(engine, settings, stage_id, "reference")
+            assert out.status == "succeeded", out
+    params = final_params(engine, run_id)
+    engine.dispose()
+    return params
+
+
+def stack_engine(stack):
+    engine = make_engine(stack.database_url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def test_three_stage_run_end_to_end(sqlite_stack, small_mnist):
+    engine = stack_engine(sqlite_stack)
+    sqlite_stack.start_worker()
+    run_id = submit(engine, small_mnist, [(1.0, 150), (0.5, 100), (0.25, 100)])
+    st = wait_run(engine, run_id)
+    assert [x.status for x in st] == [StageStatus.SUCCEEDED] * 3
+    assert curve(engine, run_id) == list(range(0, 351, 50))
+    with session_scope(engine) as s:
+        snaps = {x.id: x.iteration for x in snapshots.snapshots_of(s, run_id)}
+        points = metrics.metrics_of(s, run_id)
+    assert sorted(snaps.values()) == list(range(0, 351, 50))
+    assert [p.lr for p in points] == [1.0] * 4 + [0.5] * 2 + [0.25] * 2
+    ends = [snaps[x.end_snapshot_id] for x in st]
+    assert ends == [150, 250, 350]
+    for before, after in itertools.pairwise(st):
+        assert after.start_snapshot_id == before.end_snapshot_id  # continues from its end
+        assert after.start_iteration == snaps[before.end_snapshot_id]
+    assert all(x.attempts == 1 for x in st)
+    assert points[-1].dev_acc > 0.8  # it learned on real digits
+
+
+def test_whole_worker_sigkill_mid_stage_resumes_exactly(pg_stack, small_mnist):
+    engine = stack_engine(pg_stack)
+    schedule = [(0.5, 2500)]
+    first = pg_stack.start_worker()
+    run_id = submit(engine, small_mnist, schedule)
+    wait_for(lambda: max(curve(engine, run_id), default=0) >= 300, what="first points")
+    pg_stack.kill_worker(first)
+    killed_at = time.monotonic()
+    pg_stack.start_worker()
+    st = wait_run(engine, run_id, timeout=180)
+    assert st[0].status is StageStatus.SUCCEEDED, st[0].error
+    assert st[0].attempts >= 2
+    recovery = time.monotonic() - killed_at
+    print(f"recovered and finished {recovery:.1f} s after the SIGKILL")
+    assert curve(engine, run_id) == list(range(0, 2501, 50))  # no gap, no duplicate
+    expected = reference_params(pg_stack, small_mnist, schedule)
+    for got, want in zip(final_params(engine, run_id), expected, strict=True):
+        assert got.tobytes() == want.tobytes()
+
+
+def test_redelivered_message_does_not_train_twice(pg_stack, small_mnist):
+    engine = stack_engine(pg_stack)
+    pg_stack.start_worker(concurrency=2)
+    run_id = submit(engine, small_mnist, [(0.5, 1500)])
+    wait_for(lambda: curve(engine, run_id), what="training to start")
+    with session_scope(engine) as s:
+        stage_id = stages.stages_of(s, run_id)[0].id
+    tasks.send_stage(stage_id)  # the same message again, while it runs
+    st = wait_run(engine, run_id)
+    assert st[0].status is StageStatus.SUCCEEDED
+    assert st[0].attempts == 1
+    assert curve(engine, run_id) == list(range(0, 1501, 50))
+
+
+def test_cancel_queued_and_running_stages(sqlite_stack, small_mnist):
+    engine = stack_engine(sqlite_stack)
+    sqlite_stack.start_worker()
+    run_id = submit(engine, small_mnist, [(0.5, 100_000), (0.25, 100)])
+    wait_for(lambda: max(curve(engine, run_id), default=0) >= 100, what="training to start")
+    with session_scope(engine) as s:
+        first, second = stages.stages_of(s, run_id)
+        cancel.request_cancel(s, stage_id=second.id)  # queued: never starts
+    time.sleep(0.5)
+    with session_scope(engine) as s:
+        cancel.request_cancel(s, stage_id=first.id)  # running: stops at its next check
+    asked = time.monotonic()
+    st = wait_run(engine, run_id, timeout=30)
+    assert time.monotonic() - asked < 10
+    assert [x.status for x in st] == [StageStatus.CANCELLED, StageStatus.CANCELLED]
+    assert st[1].started_at is None and st[1].attempts == 0
+    assert st[0].end_snapshot_id is not None  # stopped with a snapshot
+    with session_scope(engine) as s:
+        end = snapshots.get_snapshot(s, st[0].end_snapshot_id)
+    assert 100 <= end.iteration < 100_000
+
+
+def test_failed_stage_cancels_its_successors(sqlite_stack, small_mnist):
+    engine = stack_engine(sqlite_stack)
+    sqlite_stack.start_worker()
+    run_id = submit(engine, small_mnist, [(1e30, 200), (0.5, 100)])
+    st = wait_run(engine, run_id)
+    assert st[0].status is StageStatus.FAILED
+    assert "lower the learning rate" in st[0].error
+    assert st[1].status is StageStatus.CANCELLED
+    assert "failed" in st[1].error
+    with session_scope(engine) as s:
+        last = snapshots.latest_snapshot(s, run_id)
+        params = snapshot.loads(snapshots.get_snapshot_bytes(s, last.id)).params
+    assert all(np.isfinite(p).all() for p in params)  # the last finite snapshot is kept
+
+
+def test_two_workers_ten_runs(pg_stack, small_mnist):
+    engine = stack_engine(pg_stack)
+    pg_stack.start_worker()
+    pg_stack.start_worker()
+    run_ids = [submit(engine, small_mnist, [(0.5, 100), (0.25, 100)], seed=i) for i in range(10)]
+    for run_id in run_ids:
+        st = wait_run(engine, run_id, timeout=180)
+        assert [x.status for x in st] == [StageStatus.SUCCEEDED] * 2
+        assert all(x.attempts == 1 for x in st)  # no stage ran twice
+        assert curve(engine, run_id) == [0, 50, 100, 150, 200]
+    with session_scope(engine) as s:
+        holders = {x.worker for r in run_ids for x in stages.stages_of(s, r)}
+    assert len(holders) == 2  # both workers took stages

@@ -1,0 +1,37 @@
+"""The Celery app: built from settings, nothing else (tasks live in worker.tasks)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.settings import Settings, settings_from_env
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app that speaks JSON only and never runs a stage twice in parallel."""
+    s = settings or settings_from_env()
+    app = Celery("gradq", broker=s.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],  # a pickled message is refused, never executed
+        result_serializer="json",
+        task_ignore_result=True,  # progress and results live in the database
+        task_default_queue=s.queue,
+        # A stage is acknowledged after it ran; its slices are far shorter than the visibility
+        # timeout, so Redis never redelivers a live one. If the worker dies, the message returns
+        # to the queue, and the database lease decides who may train.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_transport_options={"visibility_timeout": s.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_concurrency=s.processes,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # for flower and `gradq status`
+        task_send_sent_event=True,
+    )
+    return app
+
+
+app = make_app()
