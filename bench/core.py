@@ -132,8 +132,10 @@ def main() -> None:
             "notebook_ms_per_iter": round(notebook_ms, 2),
             "speedup": round(notebook_ms / ours_ms, 2),
         }
-        print(f"one full-batch iteration on {X.shape}: gradq {ours_ms:.1f} ms, "
-              f"notebook {notebook_ms:.1f} ms, speedup {notebook_ms / ours_ms:.2f}x")
+        print(
+            f"one full-batch iteration on {X.shape}: gradq {ours_ms:.1f} ms, "
+            f"notebook {notebook_ms:.1f} ms, speedup {notebook_ms / ours_ms:.2f}x"
+        )
         if not args.skip_tta:
             full = time_to(split, args.target, None, [(1.0, 500), (0.5, 4500)], 50)
             print(f"full batch to {args.target:.1%} dev: {full}")
