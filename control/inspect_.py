@@ -1,0 +1,230 @@
+"""Commands that read: runs, show, metrics, snapshots, watch, plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from control import context, parse, report
+from control.output import cell, console, curve, pct, print_json, table
+from control.watch import follow
+from storage import metrics, runs, snapshots, stages
+from storage.db import session_scope
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+RunArg = Annotated[int, typer.Argument(help="Run id.")]
+
+
+def runs_(
+    limit: Annotated[int | None, typer.Option(help="Only the newest N runs.", min=1)] = None,
+    as_json: Json = False,
+) -> None:
+    """List runs: id, name, status, iteration, best dev accuracy, age.
+
+    Example: gradq runs --limit 20
+    """
+    rows = report.runs_rows(context.engine(), limit)
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["id", "name", "status", "iteration", "best dev", "age"],
+        [
+            [r["id"], r["name"], r["status"], r["iteration"], pct(r["best_dev_acc"]), r["age"]]
+            for r in rows
+        ],
+    )
+
+
+def show(run: RunArg, as_json: Json = False) -> None:
+    """A run's settings, stages, lineage and learning curve.
+
+    Example: gradq show 3
+    """
+    parse.ident(run, "run")
+    engine = context.engine()
+    d = report.run_dict(engine, run)
+    if as_json:
+        print_json(d)
+        return
+    out = console()
+    settings = d["settings"]
+    batch = "full batch" if settings["batch_size"] is None else f"batch {settings['batch_size']}"
+    out.print(f"run {d['id']}  {d['name']}  [{d['status']}]  created {cell(d['created_at'])}")
+    out.print(
+        f"  net 784-{'-'.join(map(str, settings['hidden']))}-10 "
+        f"{','.join(settings['activations'])}, init {settings['init']}, {settings['dtype']}, "
+        f"seed {settings['seed']}, {batch}"
+    )
+    out.print(
+        f"  data {settings['dataset']} (dev {settings['dev_size']}), point every "
+        f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
+    )
+    for hop in d["lineage"]:
+        out.print(
+            f"  forked from snapshot {hop['snapshot_id']} (run {hop['run_id']}, "
+            f"iteration {hop['iteration']})"
+        )
+    out.print(
+        f"  now at iteration {d['iteration']}: train {pct(d['train_acc'])}, "
+        f"dev {pct(d['dev_acc'])}, best dev {pct(d['best_dev_acc'])}"
+    )
+    table(
+        ["#", "stage", "lr", "iters", "status", "done", "tries", "started", "finished", "error"],
+        [
+            [
+                x["position"],
+                x["id"],
+                f"{x['lr']:g}",
+                x["iterations"],
+                x["status"],
+                x["iterations_done"],
+                x["attempts"],
+                cell(x["started_at"]),
+                cell(x["finished_at"]),
+                (x["error"] or "")[:50] or None,
+            ]
+            for x in d["stages"]
+        ],
+    )
+    with session_scope(engine, readonly=True) as s:
+        points = metrics.metrics_of(s, run)
+    starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
+    out.print(
+        curve(
+            [p.iteration for p in points],
+            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
+            boundaries=starts,
+        )
+    )
+
+
+def metrics_(
+    run: RunArg,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    as_json: Json = False,
+) -> None:
+    """A run's learning curve, one point per eval period.
+
+    Example: gradq metrics 3 --format csv > curve.csv
+    """
+    parse.ident(run, "run")
+    if as_json:
+        fmt = "json"
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter(f"{fmt!r}: use table, csv or json", param_hint="'--format'")
+    with session_scope(context.engine(), readonly=True) as s:
+        runs.get_run(s, run)
+        points = metrics.metrics_of(s, run)
+    cols = ["iteration", "train_acc", "dev_acc", "loss", "lr", "wall"]
+    rows = [[getattr(p, c) for c in cols] for p in points]
+    if fmt == "json":
+        print_json([dict(zip(cols, r, strict=True)) for r in rows])
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows(rows)
+        typer.echo(buf.getvalue(), nl=False)
+    else:
+        table(cols, rows)
+
+
+def snapshots_(run: RunArg, as_json: Json = False) -> None:
+    """A run's snapshots: id, iteration, size and sha256.
+
+    Example: gradq snapshots 3
+    """
+    parse.ident(run, "run")
+    with session_scope(context.engine(), readonly=True) as s:
+        runs.get_run(s, run)
+        snaps = snapshots.snapshots_of(s, run)
+    rows = [
+        {
+            "id": x.id,
+            "iteration": x.iteration,
+            "size": x.size,
+            "sha256": x.sha256,
+            "created_at": x.created_at,
+        }
+        for x in snaps
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["id", "iteration", "bytes", "sha256", "created"],
+        [
+            [r["id"], r["iteration"], r["size"], r["sha256"][:16], cell(r["created_at"])]
+            for r in rows
+        ],
+    )
+
+
+def watch(run: RunArg) -> None:
+    """Follow a run live until it ends; Ctrl-C stops watching, not the run.
+
+    Example: gradq watch 3
+    """
+    parse.ident(run, "run")
+    engine = context.engine()
+    with session_scope(engine, readonly=True) as s:
+        runs.get_run(s, run)
+    try:
+        follow(engine, run)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped watching; run {run} goes on")
+        return
+    report.stage_table(engine, run)
+
+
+def plot(
+    run: Annotated[list[int], typer.Argument(help="One or more run ids.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
+        "curves.png"
+    ),
+) -> None:
+    """Draw train/dev accuracy curves with stage boundaries to a PNG (needs matplotlib).
+
+    Example: gradq plot 3 4 -o curves.png
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
+    engine = context.engine()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for r in run:
+        parse.ident(r, "run")
+        with session_scope(engine, readonly=True) as s:
+            name = runs.get_run(s, r).name
+            points = metrics.metrics_of(s, r)
+            st = stages.stages_of(s, r)
+        xs = [p.iteration for p in points]
+        (line,) = ax.plot(xs, [p.dev_acc for p in points], label=f"run {r} dev ({name})")
+        ax.plot(
+            xs,
+            [p.train_acc for p in points],
+            "--",
+            color=line.get_color(),
+            alpha=0.6,
+            label=f"run {r} train",
+        )
+        for x in st[1:]:
+            if x.start_iteration is not None:
+                ax.axvline(x.start_iteration, color=line.get_color(), alpha=0.3, linestyle=":")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    typer.echo(f"wrote {output}")

@@ -1,0 +1,155 @@
+"""Submitting work: create runs and stages in storage, then queue them or run them here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from control import context
+from storage import reaper, runs, snapshots, stages
+from storage.db import session_scope
+from storage.models import StageStatus
+from worker import data, nn, runner
+from worker.errors import DataError
+from worker.settings import settings_from_env
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `gradq train` asks for, validated."""
+
+    arch: nn.Arch
+    seed: int = 0
+    batch_size: int | None = None
+    eval_every: int = 50
+    snapshot_every: int | None = None  # None: same as eval_every
+    dataset: str = "mnist"
+    dev_size: int = 1000
+    name: str | None = None
+
+
+def dataset_spec(text: str) -> str:
+    """'mnist' (each worker's data dir) or an absolute path that exists here."""
+    if text == "mnist":
+        return text
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"{text}: no such file or directory")
+    return str(path)
+
+
+def check_data(dataset: str) -> None:
+    """Refuse a run whose data this host cannot find, before it is stored."""
+    runner.resolve_dataset(dataset)
+
+
+def create(engine: Engine, opts: RunOptions, schedule: list[tuple[float, int]]) -> int:
+    a = opts.arch
+    with session_scope(engine) as s:
+        return runs.create_run(
+            s,
+            name=opts.name or f"{','.join(map(str, a.hidden))} {','.join(a.acts)}",
+            hidden_sizes=list(a.hidden),
+            activations=list(a.acts),
+            init=a.init,
+            dtype=a.dtype,
+            seed=opts.seed,
+            dataset=opts.dataset,
+            dev_size=opts.dev_size,
+            eval_every=opts.eval_every,
+            snapshot_every=opts.snapshot_every or opts.eval_every,
+            batch_size=opts.batch_size,
+            stages=schedule,
+        )
+
+
+def ready_stages(engine: Engine, run_id: int) -> list[int]:
+    """Stages of the run that a worker could start now."""
+    with session_scope(engine, readonly=True) as s:
+        ready = set(reaper.ready_stage_ids(s))
+        return [x.id for x in stages.stages_of(s, run_id) if x.id in ready]
+
+
+def enqueue(engine: Engine, run_id: int) -> list[int]:
+    ids = ready_stages(engine, run_id)
+    context.send(ids)
+    return ids
+
+
+def fork(engine: Engine, snapshot_id: int, schedule: list[tuple[float, int]], **changes) -> int:
+    """A new run that starts from any snapshot, with its parent's settings unless changed."""
+    with session_scope(engine, readonly=True) as s:
+        snap = snapshots.get_snapshot(s, snapshot_id)
+        parent = runs.get_run(s, snap.run_id)
+        opts = RunOptions(
+            arch=nn.Arch(parent.hidden, parent.activation_names, parent.init, parent.dtype),
+            seed=parent.seed,
+            batch_size=parent.batch_size,
+            eval_every=parent.eval_every,
+            snapshot_every=parent.snapshot_every,
+            dataset=parent.dataset,
+            dev_size=parent.dev_size,
+            name=f"fork of run {parent.id} at {snap.iteration}",
+        )
+    opts = replace(opts, **{k: v for k, v in changes.items() if v is not None})
+    a = opts.arch
+    with session_scope(engine) as s:
+        return runs.create_run(
+            s,
+            name=opts.name or "",
+            hidden_sizes=list(a.hidden),
+            activations=list(a.acts),
+            init=a.init,
+            dtype=a.dtype,
+            seed=opts.seed,
+            dataset=opts.dataset,
+            dev_size=opts.dev_size,
+            eval_every=opts.eval_every,
+            snapshot_every=opts.snapshot_every or opts.eval_every,
+            batch_size=opts.batch_size,
+            parent_snapshot_id=snapshot_id,
+            stages=schedule,
+        )
+
+
+def extend(engine: Engine, run_id: int, schedule: list[tuple[float, int]]) -> list[int]:
+    """Append stages to a run that can still go on (not failed or cancelled)."""
+    with session_scope(engine) as s:
+        existing = stages.stages_of(s, run_id)
+        dead = [x for x in existing if x.status in (StageStatus.FAILED, StageStatus.CANCELLED)]
+        if dead:
+            latest = snapshots.latest_snapshot(s, run_id)
+            hint = f"`gradq fork {latest.id} --stage ...`" if latest else "a new run"
+            raise ValueError(
+                f"run {run_id} stage {dead[0].position} is {dead[0].status.value}; "
+                f"its schedule cannot go on: start from its latest snapshot with {hint}"
+            )
+        return runs.add_stages(s, run_id, schedule)
+
+
+Progress = Callable[[int, int, float | None], None]  # (stage id, iterations done, dev acc)
+
+
+def run_local(engine: Engine, run_id: int, on_progress: Progress | None = None) -> list[str]:
+    """Train the run's ready stages in this process, in order; returns each stage's outcome."""
+    settings = replace(settings_from_env(), slice_seconds=math.inf)
+    outcomes = []
+    wid = f"local:{runner.worker_id()}"
+    stage_ids = ready_stages(engine, run_id)
+    while stage_ids:
+        out = runner.run_slice(engine, settings, stage_ids[0], wid)
+        outcomes.append(out.status)
+        if out.status != "succeeded":
+            if out.status == "failed":
+                raise ValueError(f"stage {out.stage_id} failed: {out.detail}")
+            break
+        stage_ids = ready_stages(engine, run_id)
+    return outcomes
+
+
+def info_for(dataset: str) -> dict:
+    return data.info(runner.resolve_dataset(dataset))

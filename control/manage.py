@@ -1,0 +1,67 @@
+"""Commands that steer work already queued: cancel, pause, resume."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from control import context, jobs, parse
+from storage import cancel as requests
+from storage import stages
+from storage.db import session_scope
+
+RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
+StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id instead of a run.")]
+
+
+def _target(run: int | None, stage: int | None) -> dict:
+    if (run is None) == (stage is None):
+        raise typer.BadParameter("give a RUN id or --stage ID (one of them)")
+    if run is not None:
+        return {"run_id": parse.ident(run, "run")}
+    return {"stage_id": parse.ident(stage, "stage")}  # type: ignore[arg-type]
+
+
+def _say(verb: str, done: requests.Requested) -> None:
+    parts = []
+    if done.changed:
+        parts.append(f"{verb} now: stages {done.changed}")
+    if done.flagged:
+        parts.append(f"asked running stages {done.flagged} to stop at their next check")
+    typer.echo("; ".join(parts) or "no queued, paused or running stage to change")
+
+
+def cancel(run: RunArg = None, stage: StageOpt = None) -> None:
+    """Cancel a run, or a stage and the stages after it. A running stage stops with a snapshot.
+
+    Example: gradq cancel 3   |   gradq cancel --stage 7
+    """
+    target = _target(run, stage)
+    with session_scope(context.engine()) as s:
+        _say("cancelled", requests.request_cancel(s, **target))
+
+
+def pause(run: RunArg = None, stage: StageOpt = None) -> None:
+    """Pause a run or stage: it stops with a snapshot and waits for `gradq resume`.
+
+    Example: gradq pause 3
+    """
+    target = _target(run, stage)
+    with session_scope(context.engine()) as s:
+        _say("paused", requests.request_pause(s, **target))
+
+
+def resume(run: RunArg = None, stage: StageOpt = None) -> None:
+    """Resume a paused run or stage from where it stopped.
+
+    Example: gradq resume 3
+    """
+    target = _target(run, stage)
+    context.check_broker()
+    engine = context.engine()
+    with session_scope(engine) as s:
+        queued = requests.resume(s, **target)
+        run_id = stages.get_stage(s, queued[0]).run_id if queued else None
+    sent = jobs.enqueue(engine, run_id) if run_id is not None else []
+    typer.echo(f"resumed stages {queued}; sent {sent}" if queued else "nothing paused to resume")

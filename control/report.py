@@ -1,0 +1,164 @@
+"""Reading runs back for people and scripts: dicts for --json, rows for tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from control.output import age, pct, table
+from storage import metrics, runs, snapshots, stages
+from storage.db import session_scope
+from storage.models import ACTIVE
+
+
+def run_dict(engine: Engine, run_id: int) -> dict:
+    """Everything `gradq show --json` says about a run."""
+    with session_scope(engine, readonly=True) as s:
+        run = runs.get_run(s, run_id)
+        st = stages.stages_of(s, run_id)
+        points = metrics.metrics_of(s, run_id)
+        lineage = _lineage(s, run)
+    best = max((p.dev_acc for p in points if p.dev_acc is not None), default=None)
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": runs.run_status(_counts(st)),
+        "created_at": run.created_at,
+        "settings": {
+            "hidden": list(run.hidden),
+            "activations": list(run.activation_names),
+            "init": run.init,
+            "dtype": run.dtype,
+            "seed": run.seed,
+            "batch_size": run.batch_size,
+            "dataset": run.dataset,
+            "dev_size": run.dev_size,
+            "eval_every": run.eval_every,
+            "snapshot_every": run.snapshot_every,
+        },
+        "parent_snapshot_id": run.parent_snapshot_id,
+        "lineage": lineage,
+        "iteration": points[-1].iteration if points else 0,
+        "train_acc": points[-1].train_acc if points else None,
+        "dev_acc": points[-1].dev_acc if points else None,
+        "best_dev_acc": best,
+        "stages": [stage_dict(x) for x in st],
+    }
+
+
+def stage_dict(x) -> dict:
+    return {
+        "id": x.id,
+        "position": x.position,
+        "lr": x.lr,
+        "iterations": x.iterations,
+        "status": x.status.value,
+        "iterations_done": x.iterations_done,
+        "attempts": x.attempts,
+        "worker": x.worker,
+        "started_at": x.started_at,
+        "finished_at": x.finished_at,
+        "start_iteration": x.start_iteration,
+        "start_snapshot_id": x.start_snapshot_id,
+        "end_snapshot_id": x.end_snapshot_id,
+        "error": x.error,
+    }
+
+
+def _counts(st) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for x in st:
+        counts[x.status.value] = counts.get(x.status.value, 0) + 1
+    return counts
+
+
+def _lineage(session, run) -> list[dict]:
+    """Ancestors, nearest first: each fork's parent snapshot and its run."""
+    chain, seen = [], set()
+    while run.parent_snapshot_id is not None and run.id not in seen:
+        seen.add(run.id)
+        snap = snapshots.get_snapshot(session, run.parent_snapshot_id)
+        run = runs.get_run(session, snap.run_id)
+        chain.append({"snapshot_id": snap.id, "iteration": snap.iteration, "run_id": run.id})
+    return chain
+
+
+def stage_table(engine: Engine, run_id: int) -> None:
+    """Per-stage status and the accuracy at each stage's end."""
+    with session_scope(engine, readonly=True) as s:
+        st = stages.stages_of(s, run_id)
+        points = {p.iteration: p for p in metrics.metrics_of(s, run_id)}
+        ends = {
+            x.id: snapshots.get_snapshot(s, x.end_snapshot_id).iteration
+            for x in st
+            if x.end_snapshot_id is not None
+        }
+    rows = []
+    for x in st:
+        p = points.get(ends.get(x.id, -1))
+        rows.append(
+            [
+                x.position,
+                x.id,
+                f"{x.lr:g}",
+                x.iterations,
+                x.status.value,
+                ends.get(x.id),
+                pct(p.train_acc if p else None),
+                pct(p.dev_acc if p else None),
+                (x.error or "")[:60] or None,
+            ]
+        )
+    table(
+        ["#", "stage", "lr", "iters", "status", "end it", "train", "dev", "error"],
+        rows,
+        title=f"run {run_id}",
+    )
+
+
+def all_finished(engine: Engine, run_ids: list[int]) -> bool:
+    with session_scope(engine, readonly=True) as s:
+        return all(
+            x.status not in ACTIVE or x.status.value == "paused"
+            for r in run_ids
+            for x in stages.stages_of(s, r)
+        )
+
+
+def comparison(engine: Engine, run_ids: list[int]) -> list[list]:
+    """Rows for a sweep's table, best dev accuracy first."""
+    rows = []
+    for r in run_ids:
+        d = run_dict(engine, r)
+        rows.append(
+            [
+                d["id"],
+                d["name"],
+                d["status"],
+                d["iteration"],
+                pct(d["train_acc"]),
+                pct(d["dev_acc"]),
+                pct(d["best_dev_acc"]),
+            ]
+        )
+    rows.sort(key=lambda row: -float(row[6].rstrip("%")) if row[6] != "-" else 1.0)
+    return rows
+
+
+def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
+    with session_scope(engine, readonly=True) as s:
+        summaries = runs.list_runs(s)
+    if limit:
+        summaries = summaries[-limit:]
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "status": r.status,
+            "iteration": r.iteration,
+            "best_dev_acc": r.best_dev_acc,
+            "created_at": r.created_at,
+            "age": age(r.created_at),
+            "parent_snapshot_id": r.parent_snapshot_id,
+        }
+        for r in summaries
+    ]

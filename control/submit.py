@@ -1,0 +1,242 @@
+"""Commands that create work: train, continue, fork, sweep."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Annotated
+
+import typer
+
+from control import context, jobs, parse, report
+from control.output import print_json, table
+from control.watch import follow
+from worker import nn
+
+StageOpt = Annotated[
+    list[str] | None,
+    typer.Option("--stage", "-s", help="LR:ITERS, repeatable, run in order (e.g. 1.0:500)."),
+]
+Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it ends.")]
+Local = Annotated[bool, typer.Option("--local", help="Train in this process; no broker needed.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def schedule_of(
+    stage: list[str] | None, default: str | None = "1.0:500"
+) -> list[tuple[float, int]]:
+    texts = stage or ([default] if default else [])
+    if not texts:
+        raise typer.BadParameter("give at least one --stage LR:ITERS (e.g. --stage 0.5:500)")
+    try:
+        return [parse.stage(t) for t in texts]
+    except typer.BadParameter as e:
+        raise typer.BadParameter(str(e), param_hint="'--stage'") from None
+
+
+def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] | None = None):
+    """After a run is stored: train it here, or follow it, or say where it went."""
+    engine = context.engine()
+    if local:
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                jobs.run_local(engine, run_id)
+            except BaseException as e:  # re-raised in the main thread, after the display
+                failure.append(e)
+
+        worker_thread = threading.Thread(target=work, name="gradq-local", daemon=True)
+        worker_thread.start()
+        if as_json:
+            worker_thread.join()
+        else:
+            follow(engine, run_id, keep_going=worker_thread.is_alive)
+            worker_thread.join()
+        if failure:
+            raise failure[0]
+    elif watch and not as_json:
+        follow(engine, run_id)
+    if as_json:
+        print_json(report.run_dict(engine, run_id))
+    elif local or watch:
+        report.stage_table(engine, run_id)
+    else:
+        typer.echo(
+            f"run {run_id} queued (stages sent: {sent}); follow it with `gradq watch {run_id}`"
+        )
+
+
+def train(
+    stage: StageOpt = None,
+    hidden: Annotated[str, typer.Option(help="Hidden layer widths.")] = "10,10",
+    act: Annotated[
+        str | None, typer.Option(help="Activation per hidden layer: relu, sigmoid, tanh.")
+    ] = None,
+    init: Annotated[str, typer.Option(help="uniform (the notebook's) or he.")] = "uniform",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    batch_size: Annotated[
+        int | None, typer.Option(help="Mini-batch size; omit for full-batch descent.", min=1)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the initial weights and the batch order.")] = 0,
+    eval_every: Annotated[int, typer.Option(help="Iterations per curve point.", min=1)] = 50,
+    snapshot_every: Annotated[
+        int | None, typer.Option(help="Iterations per snapshot (default: --eval-every).", min=1)
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="'mnist' (GRADQ_DATA_DIR on each worker) or a file/dir path.")
+    ] = "mnist",
+    dev_size: Annotated[int, typer.Option(help="Training rows held out as dev set.", min=0)] = 1000,
+    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    watch: Watch = False,
+    local: Local = False,
+    as_json: Json = False,
+) -> None:
+    """Create a run and queue its stages.
+
+    Example: gradq train --stage 1.0:500 --stage 0.5:500 --watch
+    """
+    plan = schedule_of(stage)
+    arch = _arch(hidden, act, init, dtype)
+    opts = jobs.RunOptions(
+        arch=arch,
+        seed=seed,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        snapshot_every=snapshot_every,
+        dataset=jobs.dataset_spec(data),
+        dev_size=dev_size,
+        name=name,
+    )
+    jobs.check_data(opts.dataset)
+    if not local:
+        context.check_broker()
+    engine = context.engine()
+    run_id = jobs.create(engine, opts, plan)
+    sent = [] if local else jobs.enqueue(engine, run_id)
+    go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
+
+
+def _arch(hidden: str, act: str | None, init: str, dtype: str) -> nn.Arch:
+    try:
+        sizes = parse.hidden(hidden)
+    except typer.BadParameter as e:
+        raise typer.BadParameter(str(e), param_hint="'--hidden'") from None
+    try:
+        names = parse.acts(act) if act is not None else None
+        arch = parse.arch(sizes, names)
+    except typer.BadParameter as e:
+        raise typer.BadParameter(str(e), param_hint="'--act'") from None
+    if init not in nn.INITS:
+        raise typer.BadParameter(f"{init!r}: use {' or '.join(nn.INITS)}", param_hint="'--init'")
+    if dtype not in nn.DTYPES:
+        raise typer.BadParameter(f"{dtype!r}: use {' or '.join(nn.DTYPES)}", param_hint="'--dtype'")
+    return nn.Arch(arch.hidden, arch.acts, init, dtype)
+
+
+def continue_(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    stage: StageOpt = None,
+    watch: Watch = False,
+    local: Local = False,
+    as_json: Json = False,
+) -> None:
+    """Append stages to a run; they continue from its latest snapshot.
+
+    Example: gradq continue 3 --stage 0.5:500
+    """
+    parse.ident(run, "run")
+    plan = schedule_of(stage, default=None)
+    if not local:
+        context.check_broker()
+    engine = context.engine()
+    jobs.extend(engine, run, plan)
+    sent = [] if local else jobs.enqueue(engine, run)
+    go(run, local=local, watch=watch, as_json=as_json, sent=sent)
+
+
+def fork(
+    snapshot: Annotated[int, typer.Argument(help="Snapshot id to start from.")],
+    stage: StageOpt = None,
+    name: Annotated[str | None, typer.Option(help="A name for the new run.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Change the batch size.", min=1)] = None,
+    watch: Watch = False,
+    local: Local = False,
+    as_json: Json = False,
+) -> None:
+    """Start a new run from any snapshot; the snapshot is recorded as its parent.
+
+    Example: gradq fork 12 --stage 0.25:1000 --name finer
+    """
+    parse.ident(snapshot, "snapshot")
+    plan = schedule_of(stage, default=None)
+    if not local:
+        context.check_broker()
+    engine = context.engine()
+    run_id = jobs.fork(engine, snapshot, plan, name=name, batch_size=batch_size)
+    sent = [] if local else jobs.enqueue(engine, run_id)
+    go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
+
+
+def sweep(
+    lr: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = "0.5,1.0",
+    iters: Annotated[int, typer.Option(help="Iterations per run.", min=1)] = 500,
+    act: Annotated[
+        list[str] | None, typer.Option(help="Activations, repeatable: one value per grid point.")
+    ] = None,
+    hidden: Annotated[
+        list[str] | None, typer.Option(help="Hidden widths, repeatable (e.g. 10,10).")
+    ] = None,
+    seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.")] = None,
+    init: Annotated[str, typer.Option(help="uniform or he.")] = "uniform",
+    data: Annotated[str, typer.Option(help="'mnist' or a path.")] = "mnist",
+    dev_size: Annotated[int, typer.Option(min=0, help="Dev rows.")] = 1000,
+    wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
+    local: Local = False,
+    as_json: Json = False,
+) -> None:
+    """Queue a grid of runs (every combination) and compare them when they end.
+
+    Example: gradq sweep --lr 0.1,0.5,1.0 --act relu,relu --act sigmoid,relu --iters 500
+    """
+    lrs = parse.lr_list(lr)
+    seeds = parse.int_list(seed, "seeds")
+    grid = list(itertools.product(hidden or ["10,10"], act or [None], lrs, seeds))
+    if len(grid) > 500:
+        raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+    archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
+    dataset = jobs.dataset_spec(data)
+    jobs.check_data(dataset)
+    if not local:
+        context.check_broker()
+    engine = context.engine()
+    run_ids = []
+    for h, a, rate, s in grid:
+        arch = archs[(h, a)]
+        opts = jobs.RunOptions(
+            arch=arch,
+            seed=s,
+            batch_size=batch_size,
+            dataset=dataset,
+            dev_size=dev_size,
+            name=f"sweep lr={rate:g} {','.join(arch.acts)} {h} seed={s}",
+        )
+        run_ids.append(jobs.create(engine, opts, [(rate, iters)]))
+    if local:
+        for run_id in run_ids:
+            jobs.run_local(engine, run_id)
+    else:
+        for run_id in run_ids:
+            jobs.enqueue(engine, run_id)
+        if not as_json:
+            typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
+        if wait:
+            while not report.all_finished(engine, run_ids):
+                time.sleep(1)
+    if as_json:
+        print_json([report.run_dict(engine, r) for r in run_ids])
+    elif wait or local:
+        rows = report.comparison(engine, run_ids)
+        table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)
