@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # vendored
 from typer.core import TyperGroup
 
 from control.context import BrokerUnreachableError
@@ -16,7 +16,7 @@ from worker.errors import WorkerError
 KNOWN = (StorageError, WorkerError, BrokerUnreachableError, ValueError, OSError)
 
 
-def one_line(error: BaseException) -> str:
+def one_line(error: BaseException | str) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 400 else text[:397] + "..."
 
@@ -24,27 +24,27 @@ def one_line(error: BaseException) -> str:
 class GradqGroup(TyperGroup):
     """A click group whose errors are one line each: exit 1 for failures, 2 for usage."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except KNOWN as e:
-            raise click.ClickException(one_line(e)) from None
+            raise ClickException(one_line(e)) from None
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as e:
-            click.echo(e.format_message(), err=True)
+        except NoArgsIsHelpError as e:
+            typer.echo(e.format_message(), err=True)
             sys.exit(2)
-        except click.UsageError as e:
+        except UsageError as e:
             cmd = e.ctx.command_path if e.ctx else "gradq"
-            click.echo(f"{cmd}: {one_line(e)} (see '{cmd} --help')", err=True)
+            typer.echo(f"{cmd}: {one_line(e.format_message())} (see '{cmd} --help')", err=True)
             sys.exit(e.exit_code)
-        except click.ClickException as e:
-            click.echo(f"gradq: error: {e.format_message()}", err=True)
+        except ClickException as e:
+            typer.echo(f"gradq: error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("gradq: interrupted", err=True)
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("gradq: interrupted", err=True)
             sys.exit(130)
         if not standalone_mode:
             return rv

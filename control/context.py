@@ -15,10 +15,13 @@ class BrokerUnreachableError(Exception):
     """No broker answers at the configured URL."""
 
 
-@cache
 def engine() -> Engine:
     """The configured database, brought to the newest schema on first use."""
-    url = settings_from_env().database_url
+    return _engine_for(settings_from_env().database_url)
+
+
+@cache
+def _engine_for(url: str) -> Engine:
     eng = make_engine(url)
     try:
         migrate.ensure_schema(eng)
@@ -39,7 +42,7 @@ def check_broker(timeout: float = 2.0) -> None:
 
     url = broker_url()
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as e:
         raise BrokerUnreachableError(

@@ -1,6 +1,8 @@
 """Where the database is, how to connect to it, and the one session scope every query runs in."""
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -85,11 +87,25 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     # Take BEGIN away from the sqlite3 module so _sqlite_on_begin decides its kind.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    _set_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL; on a new file several first connections race for that switch, and the
+    loser gets SQLITE_BUSY without the busy handler being asked, so it waits and tries again."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
