@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
-from storage.models import ACTIVE
+from storage.models import StageStatus
 
 
 def run_dict(engine: Engine, run_id: int) -> dict:
@@ -118,10 +120,16 @@ def stage_table(engine: Engine, run_id: int) -> None:
 def all_finished(engine: Engine, run_ids: list[int]) -> bool:
     with session_scope(engine, readonly=True) as s:
         return all(
-            x.status not in ACTIVE or x.status.value == "paused"
+            x.status not in (StageStatus.QUEUED, StageStatus.RUNNING)
             for r in run_ids
             for x in stages.stages_of(s, r)
         )
+
+
+def wait(engine: Engine, run_ids: list[int], poll: float = 0.5) -> None:
+    """Block until no stage of these runs is queued or running."""
+    while not all_finished(engine, run_ids):
+        time.sleep(poll)
 
 
 def comparison(engine: Engine, run_ids: list[int]) -> list[list]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Annotated
 
 import typer
@@ -56,7 +55,9 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
             worker_thread.join()
         if failure:
             raise failure[0]
-    elif watch and not as_json:
+    elif watch and as_json:
+        report.wait(engine, [run_id])
+    elif watch:
         follow(engine, run_id)
     if as_json:
         print_json(report.run_dict(engine, run_id))
@@ -233,8 +234,7 @@ def sweep(
         if not as_json:
             typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
         if wait:
-            while not report.all_finished(engine, run_ids):
-                time.sleep(1)
+            report.wait(engine, run_ids)
     if as_json:
         print_json([report.run_dict(engine, r) for r in run_ids])
     elif wait or local:

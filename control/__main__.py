@@ -1,0 +1,5 @@
+"""`python -m control` is `gradq`."""
+
+from control.cli import main
+
+main()
