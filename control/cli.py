@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control import inspect_, manage, model, ops, submit
+from control import inspect_, manage, model, ops, stack, submit
 from control.app import new_app
 
 app = new_app(
@@ -33,6 +33,10 @@ app.command("export")(model.export)
 # ops.py: operate
 app.command("worker")(ops.worker)
 app.command("status")(ops.status)
+# stack.py: a local broker and worker for the duration
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("demo")(stack.demo)
 app.add_typer(ops.db_app, name="db")
 app.add_typer(ops.data_app, name="data")
 

@@ -1,0 +1,92 @@
+"""`gradq demo` / `gradq up` / `gradq down` start a private Redis and worker, then stop them."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+from fixtures_services import ROOT, require
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"  # a zombie has exited
+
+
+@pytest.fixture
+def env(tmp_path):
+    from control.stack import redis_binary
+
+    require(
+        redis_binary() is not None, "no redis-server on PATH (or pip install gradq[redis-server])"
+    )
+    port = free_port()
+    return port, {
+        **os.environ,
+        "GRADQ_HOME": str(tmp_path / "home"),
+        "GRADQ_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "GRADQ_QUEUE": f"gradq-stack-{port}",
+        "GRADQ_CONCURRENCY": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def gradq(env, *args, timeout=240):
+    return subprocess.run(
+        [sys.executable, "-m", "control", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def test_demo_runs_through_its_own_queue_and_stops_what_it_started(env, small_mnist, tmp_path):
+    port, e = env
+    assert not port_open(port)
+    out = gradq(e, "demo", "--stage", "1.0:100", "--stage", "0.5:50", "--data", small_mnist)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"1\s+1\s+1\s+100\s+succeeded\s+100", out.stdout), out.stdout
+    assert re.search(r"2\s+2\s+0.5\s+50\s+succeeded\s+150", out.stdout), out.stdout
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", out.stdout)]
+    assert len(pids) == 2  # it started a worker and a Redis, and says it stopped both
+    assert not port_open(port)
+    assert not any(pid_alive(p) for p in pids)
+    assert not (tmp_path / "home" / "up.json").exists()
+
+
+def test_up_then_down(env):
+    port, e = env
+    up = gradq(e, "up")
+    assert up.returncode == 0, up.stderr
+    assert port_open(port)
+    again = gradq(e, "up")
+    assert "already up" in again.stdout
+    status = gradq(e, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    down = gradq(e, "down")
+    assert down.returncode == 0 and "worker" in down.stdout and "redis" in down.stdout
+    assert not port_open(port)
+    assert "nothing" in gradq(e, "down").stdout
