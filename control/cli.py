@@ -26,6 +26,7 @@ app.command("plot")(inspect_.plot)
 app.command("cancel")(manage.cancel)
 app.command("pause")(manage.pause)
 app.command("resume")(manage.resume)
+app.command("prune")(manage.prune)
 # model.py: use a snapshot
 app.command("evaluate")(model.evaluate)
 app.command("predict")(model.predict)

@@ -8,7 +8,7 @@ import typer
 
 from control import context, jobs, parse
 from storage import cancel as requests
-from storage import stages
+from storage import retention, stages
 from storage.db import session_scope
 
 RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
@@ -65,3 +65,30 @@ def resume(run: RunArg = None, stage: StageOpt = None) -> None:
         run_id = stages.get_stage(s, queued[0]).run_id if queued else None
     sent = jobs.enqueue(engine, run_id) if run_id is not None else []
     typer.echo(f"resumed stages {queued}; sent {sent}" if queued else "nothing paused to resume")
+
+
+def prune(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    keep_last: Annotated[int, typer.Option(help="Keep the newest N snapshots.", min=1)] = 5,
+    every: Annotated[
+        int | None, typer.Option(help="Also keep every K-th snapshot period.", min=1)
+    ] = None,
+    keep_best: Annotated[bool, typer.Option(help="Also keep the best by dev accuracy.")] = True,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would go.")] = False,
+) -> None:
+    """Delete a run's snapshots outside a retention policy (all are kept until you do).
+
+    Never deletes a snapshot that a queued, running or paused stage or a fork needs.
+    Example: gradq prune 3 --keep-last 3 --every 10 --dry-run
+    """
+    parse.ident(run, "run")
+    with session_scope(context.engine()) as s:
+        doomed = retention.apply_retention(
+            s, run, keep_last=keep_last, every=every, keep_best=keep_best
+        )
+        if dry_run:
+            s.rollback()
+    its = ", ".join(str(d.iteration) for d in doomed) or "none"
+    typer.echo(
+        f"{'would delete' if dry_run else 'deleted'} {len(doomed)} snapshots (iterations {its})"
+    )

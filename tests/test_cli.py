@@ -184,3 +184,29 @@ def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_
         assert npz["W1"].shape == (10, 784)
     assert_one_line_error(gradq("predict", last, "--index", "5000"), 2, "past the end")
     assert_one_line_error(gradq("evaluate", last, "--split", "holdout"), 2, "dev, test or train")
+
+
+def test_prune_keeps_what_the_policy_says(home, small_mnist):
+    result = gradq(
+        "train",
+        "--stage",
+        "1.0:300",
+        "--data",
+        small_mnist,
+        "--dev-size",
+        "500",
+        "--local",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    run_id = json.loads(result.stdout)["id"]
+    before = [s["iteration"] for s in json.loads(gradq("snapshots", run_id, "--json").stdout)]
+    assert before == [0, 50, 100, 150, 200, 250, 300]
+    dry = gradq("prune", run_id, "--keep-last", "1", "--every", "4", "--no-keep-best", "--dry-run")
+    assert dry.exit_code == 0 and "would delete 4" in dry.stdout
+    assert len(json.loads(gradq("snapshots", run_id, "--json").stdout)) == 7  # nothing gone
+    assert (
+        gradq("prune", run_id, "--keep-last", "1", "--every", "4", "--no-keep-best").exit_code == 0
+    )
+    after = [s["iteration"] for s in json.loads(gradq("snapshots", run_id, "--json").stdout)]
+    assert after == [0, 200, 300]
