@@ -119,9 +119,11 @@ def info(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None)
 
 
 def default_data_dir() -> Path:
-    """Where MNIST lives unless told otherwise: $GRADQ_DATA_DIR, else the XDG data dir."""
+    """Where MNIST lives: $GRADQ_DATA_DIR, else mnist/ in gradq's home (as the database)."""
     if os.environ.get("GRADQ_DATA_DIR"):
         return Path(os.environ["GRADQ_DATA_DIR"])
+    if os.environ.get("GRADQ_HOME"):
+        return Path(os.environ["GRADQ_HOME"]) / "mnist"
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "gradq" / "mnist"
 
