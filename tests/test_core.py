@@ -70,12 +70,13 @@ def test_mixed_activations_apply_each_derivative_to_its_own_layer():
 
 
 def test_softmax_does_not_overflow_for_large_logits():
-    Z = np.array([[1000.0, 0.0, -1000.0], [3e38, 3e38, 0.0]], dtype=np.float32)
+    Z = np.array([[1000.0, 0.0, -1000.0], [3e38, 3e38, 0.0]], dtype=np.float32).T  # (3 classes, 2)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         P = nn.softmax(Z.copy())
     assert np.isfinite(P).all()
-    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(P.sum(axis=0), 1.0, rtol=1e-6)
     assert P[0, 0] == pytest.approx(1.0)
+    assert P[0, 1] == pytest.approx(0.5)
 
 
 def test_sigmoid_is_stable_and_correct():
