@@ -9,11 +9,11 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # vendored
 from typer.core import TyperGroup
 
-from control.context import BrokerUnreachableError
+from control.errors import ControlError
 from storage.errors import StorageError
 from worker.errors import WorkerError
 
-KNOWN = (StorageError, WorkerError, BrokerUnreachableError, ValueError, OSError)
+KNOWN = (StorageError, WorkerError, ControlError, ValueError, OSError)
 
 
 def one_line(error: BaseException | str) -> str:

@@ -6,13 +6,10 @@ from functools import cache
 
 from sqlalchemy import Engine
 
+from control.errors import BrokerUnreachableError
 from storage import migrate
 from storage.db import make_engine, redact_url, settings_from_env
 from storage.errors import StorageError
-
-
-class BrokerUnreachableError(Exception):
-    """No broker answers at the configured URL."""
 
 
 def engine() -> Engine:

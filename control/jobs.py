@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import typer
 from sqlalchemy import Engine
 
 from control import context
@@ -42,9 +43,23 @@ def dataset_spec(text: str) -> str:
     return str(path)
 
 
-def check_data(dataset: str) -> None:
-    """Refuse a run whose data this host cannot find, before it is stored."""
-    runner.resolve_dataset(dataset)
+def check_data(dataset: str, dev_size: int = 0) -> None:
+    """Refuse a run whose data this host cannot read, or too small for its dev split, before
+    anything is stored."""
+    info = data.info(runner.resolve_dataset(dataset))
+    if dev_size >= info["train"]:
+        raise ValueError(
+            f"--dev-size {dev_size} leaves no training rows: {dataset} has {info['train']}"
+        )
+
+
+def check_cadence(eval_every: int, snapshot_every: int | None) -> None:
+    """Snapshots are taken at curve points, so their period must be a multiple of the points'."""
+    if snapshot_every is not None and snapshot_every % eval_every:
+        raise typer.BadParameter(
+            f"{snapshot_every} is not a multiple of --eval-every {eval_every}",
+            param_hint="'--snapshot-every'",
+        )
 
 
 def create(engine: Engine, opts: RunOptions, schedule: list[tuple[float, int]]) -> int:

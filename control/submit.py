@@ -20,6 +20,7 @@ StageOpt = Annotated[
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it ends.")]
 Local = Annotated[bool, typer.Option("--local", help="Train in this process; no broker needed.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+MAX = 2**31 - 1  # what an integer column holds on every backend
 
 
 def schedule_of(
@@ -78,17 +79,25 @@ def train(
     init: Annotated[str, typer.Option(help="uniform (the notebook's) or he.")] = "uniform",
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     batch_size: Annotated[
-        int | None, typer.Option(help="Mini-batch size; omit for full-batch descent.", min=1)
+        int | None,
+        typer.Option(help="Mini-batch size; omit for full-batch descent.", min=1, max=MAX),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the initial weights and the batch order.")] = 0,
-    eval_every: Annotated[int, typer.Option(help="Iterations per curve point.", min=1)] = 50,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the initial weights and the batch order.", min=0, max=MAX)
+    ] = 0,
+    eval_every: Annotated[
+        int, typer.Option(help="Iterations per curve point.", min=1, max=MAX)
+    ] = 50,
     snapshot_every: Annotated[
-        int | None, typer.Option(help="Iterations per snapshot (default: --eval-every).", min=1)
+        int | None,
+        typer.Option(help="Iterations per snapshot, a multiple of --eval-every.", min=1, max=MAX),
     ] = None,
     data: Annotated[
         str, typer.Option(help="'mnist' (GRADQ_DATA_DIR on each worker) or a file/dir path.")
     ] = "mnist",
-    dev_size: Annotated[int, typer.Option(help="Training rows held out as dev set.", min=0)] = 1000,
+    dev_size: Annotated[
+        int, typer.Option(help="Training rows held out as dev set.", min=0, max=MAX)
+    ] = 1000,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     watch: Watch = False,
     local: Local = False,
@@ -100,6 +109,7 @@ def train(
     """
     plan = schedule_of(stage)
     arch = _arch(hidden, act, init, dtype)
+    jobs.check_cadence(eval_every, snapshot_every)
     opts = jobs.RunOptions(
         arch=arch,
         seed=seed,
@@ -110,7 +120,7 @@ def train(
         dev_size=dev_size,
         name=name,
     )
-    jobs.check_data(opts.dataset)
+    jobs.check_data(opts.dataset, dev_size)
     if not local:
         context.check_broker()
     engine = context.engine()
@@ -161,7 +171,9 @@ def fork(
     snapshot: Annotated[int, typer.Argument(help="Snapshot id to start from.")],
     stage: StageOpt = None,
     name: Annotated[str | None, typer.Option(help="A name for the new run.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Change the batch size.", min=1)] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Change the batch size.", min=1, max=MAX)
+    ] = None,
     watch: Watch = False,
     local: Local = False,
     as_json: Json = False,
@@ -190,10 +202,10 @@ def sweep(
         list[str] | None, typer.Option(help="Hidden widths, repeatable (e.g. 10,10).")
     ] = None,
     seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Mini-batch size.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=MAX, help="Mini-batch size.")] = None,
     init: Annotated[str, typer.Option(help="uniform or he.")] = "uniform",
     data: Annotated[str, typer.Option(help="'mnist' or a path.")] = "mnist",
-    dev_size: Annotated[int, typer.Option(min=0, help="Dev rows.")] = 1000,
+    dev_size: Annotated[int, typer.Option(min=0, max=MAX, help="Dev rows.")] = 1000,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
     local: Local = False,
     as_json: Json = False,
@@ -204,12 +216,14 @@ def sweep(
     """
     lrs = parse.lr_list(lr)
     seeds = parse.int_list(seed, "seeds")
+    if any(not 0 <= s <= MAX for s in seeds):
+        raise typer.BadParameter(f"seeds must be 0..{MAX}", param_hint="'--seed'")
     grid = list(itertools.product(hidden or ["10,10"], act or [None], lrs, seeds))
     if len(grid) > 500:
         raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
     archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
     dataset = jobs.dataset_spec(data)
-    jobs.check_data(dataset)
+    jobs.check_data(dataset, dev_size)
     if not local:
         context.check_broker()
     engine = context.engine()
@@ -227,7 +241,10 @@ def sweep(
         run_ids.append(jobs.create(engine, opts, [(rate, iters)]))
     if local:
         for run_id in run_ids:
-            jobs.run_local(engine, run_id)
+            try:
+                jobs.run_local(engine, run_id)
+            except ValueError as e:  # a diverged run is a result too: the sweep goes on
+                typer.echo(f"run {run_id}: {e}", err=True)
     else:
         for run_id in run_ids:
             jobs.enqueue(engine, run_id)

@@ -25,6 +25,17 @@ class Requested:
 def _targets(
     session: Session, run_id: int | None, stage_id: int | None, *, and_later: bool
 ) -> tuple[list[int], Stage | None]:
+    """The stage ids a request is about, locked so that no worker's release or finish can slip
+    between the status change and the flag that follow (PostgreSQL: FOR UPDATE; SQLite holds
+    its write lock from BEGIN IMMEDIATE)."""
+    ids, stage = _ids(session, run_id, stage_id, and_later=and_later)
+    session.execute(select(Stage.id).where(Stage.id.in_(ids)).with_for_update())
+    return ids, stage
+
+
+def _ids(
+    session: Session, run_id: int | None, stage_id: int | None, *, and_later: bool
+) -> tuple[list[int], Stage | None]:
     if (run_id is None) == (stage_id is None):
         raise ValueError("pass exactly one of run_id or stage_id")
     if stage_id is not None:

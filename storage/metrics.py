@@ -1,5 +1,7 @@
 """Metric points: one per (run, iteration); a second write of the same point replaces the first."""
 
+import math
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +30,7 @@ def add_metric(
         run_id=run_id,
         iteration=iteration,
         train_acc=float(train_acc),
-        dev_acc=None if dev_acc is None else float(dev_acc),
+        dev_acc=None if dev_acc is None or math.isnan(dev_acc) else float(dev_acc),  # no dev rows
         loss=float(loss),
         lr=float(lr),
         wall=float(wall),

@@ -210,3 +210,72 @@ def test_prune_keeps_what_the_policy_says(home, small_mnist):
     )
     after = [s["iteration"] for s in json.loads(gradq("snapshots", run_id, "--json").stdout)]
     assert after == [0, 200, 300]
+
+
+def strict_json(text: str):
+    def refuse(constant):
+        raise AssertionError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_names_with_brackets_print_as_given(home, small_mnist):
+    result = gradq(
+        "train",
+        "--stage",
+        "1.0:10",
+        "--data",
+        small_mnist,
+        "--dev-size",
+        "500",
+        "--name",
+        "a [/x] run",
+        "--local",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    run_id = json.loads(result.stdout)["id"]
+    listed = gradq("runs")
+    assert listed.exit_code == 0 and "a [/x] run" in listed.stdout
+    shown = gradq("show", run_id)
+    assert shown.exit_code == 0 and "[succeeded]" in shown.stdout
+
+
+def test_empty_dev_split_gives_null_not_nan(home, small_mnist):
+    result = gradq(
+        "train", "--stage", "1.0:10", "--data", small_mnist, "--dev-size", "0", "--local", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    run = strict_json(result.stdout)
+    assert run["dev_acc"] is None and run["best_dev_acc"] is None
+    snap = strict_json(gradq("snapshots", run["id"], "--json").stdout)[-1]["id"]
+    ev = gradq("evaluate", snap, "--split", "dev", "--json")
+    assert ev.exit_code == 0 and strict_json(ev.stdout)["accuracy"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["--seed", "-1"], 2, "--seed"),
+        (["--seed", "3000000000"], 2, "--seed"),
+        (["--eval-every", "3000000000"], 2, "--eval-every"),
+        (["--eval-every", "50", "--snapshot-every", "70"], 2, "multiple of --eval-every"),
+        (["--dev-size", "5000"], 1, "leaves no training rows"),
+    ],
+)
+def test_bad_numbers_are_refused_before_anything_is_stored(home, small_mnist, args, code, fragment):
+    result = gradq("train", "--stage", "1.0:10", "--data", small_mnist, *args, "--local")
+    assert_one_line_error(result, code, fragment)
+    assert not (home / "gradq.db").exists() or run_count() == 0
+
+
+def test_a_directory_without_mnist_is_refused(home, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = gradq("train", "--data", tmp_path / "empty", "--local")
+    assert_one_line_error(result, 1, "empty")
+
+
+def test_up_without_any_redis_server_is_one_line(home, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server anywhere
+    monkeypatch.setenv("GRADQ_BROKER_URL", "redis://127.0.0.1:1/0")
+    assert_one_line_error(gradq("up"), 1, "no redis-server found")

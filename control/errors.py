@@ -1,0 +1,13 @@
+"""Errors the control package raises on purpose; the CLI prints each as one line."""
+
+
+class ControlError(Exception):
+    """Base of every control error."""
+
+
+class BrokerUnreachableError(ControlError):
+    """No broker answers at the configured URL."""
+
+
+class StackError(ControlError):
+    """`gradq up` could not start or reach what it needs."""
