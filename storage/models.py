@@ -87,6 +87,8 @@ class Run(Base):
     eval_every: Mapped[int] = mapped_column(Integer)  # iterations between metric points
     snapshot_every: Mapped[int] = mapped_column(Integer)  # iterations between snapshots
     batch_size: Mapped[int | None] = mapped_column(Integer)  # None = full batch
+    # The Celery queue its stages are sent to; a worker's reaper only re-sends its own queue's.
+    queue: Mapped[str] = mapped_column(String(200), default="gradq", server_default="gradq")
     # The snapshot this run was forked from; RESTRICT keeps lineage from being deleted.
     parent_snapshot_id: Mapped[int | None] = mapped_column(
         ForeignKey("snapshots.id", ondelete="RESTRICT", use_alter=True), index=True

@@ -51,6 +51,7 @@ def create_run(
     batch_size: int | None = None,
     parent_snapshot_id: int | None = None,
     stages: Sequence[tuple[float, int]] = (),
+    queue: str = "gradq",
 ) -> int:
     """Insert a run and its schedule [(lr, iterations), ...]; a fork starts at its parent."""
     _check_run(hidden_sizes, activations, init, dtype, dev_size, eval_every, snapshot_every)
@@ -71,6 +72,7 @@ def create_run(
         snapshot_every=snapshot_every,
         batch_size=batch_size,
         parent_snapshot_id=parent_snapshot_id,
+        queue=queue,
     )
     session.add(run)
     session.flush()

@@ -121,3 +121,19 @@ def test_ensure_schema_refuses_a_newer_database(engine: Engine) -> None:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
     with pytest.raises(StorageError, match="newer than this gradq"):
         ensure_schema(engine)
+
+
+def test_upgrade_from_0001_keeps_runs_and_adds_their_queue(engine: Engine) -> None:
+    from fixtures_storage import new_run
+
+    from storage import downgrade, session_scope, upgrade
+    from storage.runs import get_run
+
+    with session_scope(engine) as s:
+        run_id = new_run(s, queue="groupB")
+    downgrade(engine, "0001")  # an older database, as a user of the first release has it
+    assert "queue" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    upgrade(engine)
+    with session_scope(engine) as s:
+        assert get_run(s, run_id).queue == "gradq"  # the column's default for old rows
+        assert new_run(s, queue="groupB") > run_id
