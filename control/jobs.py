@@ -79,6 +79,7 @@ def create(engine: Engine, opts: RunOptions, schedule: list[tuple[float, int]]) 
             snapshot_every=opts.snapshot_every or opts.eval_every,
             batch_size=opts.batch_size,
             stages=schedule,
+            queue=settings_from_env().queue,
         )
 
 
@@ -128,6 +129,7 @@ def fork(engine: Engine, snapshot_id: int, schedule: list[tuple[float, int]], **
             batch_size=opts.batch_size,
             parent_snapshot_id=snapshot_id,
             stages=schedule,
+            queue=settings_from_env().queue,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,10 +39,15 @@ def worker(
     """
     from worker.celery_app import app
 
+    # the pool processes (BLAS threads) and the reaper (which queue) read these, so they agree
+    if concurrency:
+        os.environ["GRADQ_CONCURRENCY"] = str(concurrency)
+    if queue:
+        os.environ["GRADQ_QUEUE"] = queue
     s = worker_settings()
     context.check_broker()
     context.engine()  # the schema is upgraded once here, not by every pool process
-    argv = ["worker", "-c", str(concurrency or s.processes), "-Q", queue or s.queue, "-l", loglevel]
+    argv = ["worker", "-c", str(s.processes), "-Q", s.queue, "-l", loglevel]
     if name:
         argv += ["-n", name]
     app.worker_main(argv)

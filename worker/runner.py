@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from storage import cancel as requests
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError
@@ -36,6 +39,7 @@ class Outcome:
 
     status: str  # "dropped" | "continue" | "succeeded" | "paused" | "cancelled" | "failed"
     stage_id: int
+    queue: str | None = None  # the run's queue, where `send` goes
     send: int | None = None  # stage id to enqueue next: this stage's next slice or the next stage
     detail: str = ""
 
@@ -58,6 +62,7 @@ class RunSpec:
     eval_every: int
     snapshot_every: int
     parent_snapshot_id: int | None
+    queue: str
 
     @classmethod
     def of(cls, run: Run) -> RunSpec:
@@ -72,6 +77,7 @@ class RunSpec:
             run.eval_every,
             run.snapshot_every,
             run.parent_snapshot_id,
+            run.queue,
         )
 
 
@@ -106,20 +112,53 @@ def schedule(run_stages: list[Stage], base: int) -> list[tuple[int, int, float]]
 
 
 class Slice:
-    """One claimed stretch of a stage; its callbacks store points and snapshots as they come."""
+    """One claimed stretch of a stage: a thread keeps its lease alive while the core computes
+    (a step may take longer than the lease grace), and every write first proves the lease is
+    still ours, in the same transaction, so a worker that lost it never writes again."""
 
     def __init__(self, engine: Engine, settings: Settings, wid: str, stage_id: int) -> None:
         self.engine, self.settings, self.wid, self.stage_id = engine, settings, wid, stage_id
         self.t0 = time.monotonic()
-        self.last_beat = self.t0
+        self.done = 0  # iterations of this stage done, as the loop last reported
         self.requested: StageRequest | None = None
+        self.lost: LeaseLost | None = None
         self.out_of_time = False
         self.saved: tuple[int, int] | None = None  # (iteration, snapshot id) of the last store
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat_forever, name="gradq-lease", daemon=True)
+
+    def __enter__(self) -> Slice:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat_forever(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_seconds):
+            try:
+                with session_scope(self.engine) as s:
+                    self.requested = self.hold(s)
+            except LeaseLost as e:
+                self.lost = e
+                return
+            except StorageError as e:  # a passing outage: the next beat may go through
+                log.warning("stage %s: heartbeat failed: %s", self.stage_id, e)
+
+    def hold(self, session) -> StageRequest | None:
+        """Renew the lease inside `session` (LeaseLost if another worker has it)."""
+        return stages.heartbeat(session, self.stage_id, self.wid, self.done)
+
+    def check(self) -> None:
+        if self.lost is not None:
+            raise self.lost
 
     def store(self, run: RunSpec, state: train.State, point: train.Point | None) -> int:
         """A snapshot (and the point, if any) of `state`, in one transaction."""
         blob = snapshot.dumps(state)
         with session_scope(self.engine) as s:
+            self.requested = self.hold(s)
             sid = snapshots.put_snapshot(s, run.id, state.iteration, blob)
             if point is not None:
                 _add_point(s, run.id, point)
@@ -128,13 +167,8 @@ class Slice:
 
     def point(self, run: RunSpec, point: train.Point) -> None:
         with session_scope(self.engine) as s:
+            self.requested = self.hold(s)
             _add_point(s, run.id, point)
-
-    def beat(self, done: int) -> None:
-        """Renew the lease; remember a cancel or pause the CLI asked for."""
-        with session_scope(self.engine) as s:
-            self.requested = stages.heartbeat(s, self.stage_id, self.wid, done)
-        self.last_beat = time.monotonic()
 
 
 def _add_point(session, run_id: int, p: train.Point) -> None:
@@ -167,11 +201,15 @@ def run_slice(engine: Engine, settings: Settings, stage_id: int, wid: str | None
     except (DivergedError, DataError, SnapshotError, WorkerError, ValueError) as e:
         return _fail(engine, stage_id, wid, str(e))
     except StorageError as e:
-        # the database is gone or refused us: try once to record it; the lease lapses otherwise
-        # and a worker retries from the last snapshot once the database is back
+        if isinstance(e.__cause__, OperationalError | InterfaceError):
+            # a dropped connection or an unreachable database passes: leave the lease to lapse,
+            # and a reaper sends the stage again to resume from its last snapshot
+            log.warning("stage %s: %s; it resumes once its lease lapses", stage_id, e)
+            return Outcome("dropped", stage_id, detail=str(e))
+        # the database refused what we wrote or read: record it once if it still listens
         log.error("stage %s: %s", stage_id, e)
         try:
-            return _fail(engine, stage_id, wid, f"database error: {e}")
+            return _fail(engine, stage_id, wid, str(e))
         except StorageError:
             return Outcome("dropped", stage_id, detail=str(e))
 
@@ -219,72 +257,82 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
         log.warning(
             "stage %s: resuming from iteration %s, before its start", stage_id, state.iteration
         )
-    with session_scope(engine) as s:
-        snapshots.truncate_after(s, run.id, state.iteration)
     job = Slice(engine, settings, wid, stage_id)
+    job.done = max(0, state.iteration - first)
+    with session_scope(engine) as s:
+        job.hold(s)  # still ours after loading: only then drop what lies past the snapshot
+        snapshots.truncate_after(s, run.id, state.iteration)
     if state.iteration == base and run.parent_snapshot_id is None:
         job.store(run, state, None)  # iteration 0: the initial parameters, forkable
-    job.beat(state.iteration - first if state.iteration > first else 0)
-
     ends = {end for _, end, _ in plan}  # every stage end gets a point and a snapshot
+    begin = state.iteration
 
     def on_point(st: train.State, p: train.Point) -> bool:
+        job.check()
         take = st.iteration % run.snapshot_every == 0 or st.iteration in ends
         if take:
             job.store(run, st, p)
         elif p.iteration % run.eval_every == 0:
             job.point(run, p)
         # (a point at a pause is not on the curve's cadence: only its snapshot is kept)
-        # a slice ends at a snapshot once its time is up, so the next slice starts there
-        job.out_of_time = take and time.monotonic() - job.t0 >= settings.slice_seconds
+        # a slice ends at a snapshot once its time is up and it made progress; the next slice
+        # starts there
+        elapsed = time.monotonic() - job.t0
+        job.out_of_time = take and st.iteration > begin and elapsed >= settings.slice_seconds
         return job.out_of_time
 
     def should_stop(st: train.State) -> bool:
-        if time.monotonic() - job.last_beat >= settings.heartbeat_seconds:
-            job.beat(st.iteration - first)
-        return job.requested is not None
+        job.done = st.iteration - first
+        return job.requested is not None or job.lost is not None
 
-    # replay earlier stages' ranges if the newest good snapshot lies before this stage
-    for _, seg_end, lr in plan[: stage.position]:
-        if state.iteration >= seg_end or job.out_of_time or job.requested:
-            continue
-        train.train(
-            state,
-            split,
-            lr,
-            seg_end,
-            eval_every=run.eval_every,
-            on_point=on_point,
-            should_stop=should_stop,
-        )
-    return _finish(job, run, state, first, target)
+    with job:
+        # replay earlier stages' ranges if the newest good snapshot lies before this stage
+        for _, seg_end, lr in plan[: stage.position]:
+            if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
+                continue
+            train.train(
+                state,
+                split,
+                lr,
+                seg_end,
+                eval_every=run.eval_every,
+                on_point=on_point,
+                should_stop=should_stop,
+            )
+    job.check()
+    job.done = state.iteration - first
+    return _finish(job, run, state, target)
 
 
-def _finish(job: Slice, run: RunSpec, state: train.State, first: int, target: int) -> Outcome:
+def _finish(job: Slice, run: RunSpec, state: train.State, target: int) -> Outcome:
     """Store where the slice stopped and hand the stage on."""
     sid = (
         job.saved[1]
         if job.saved and job.saved[0] == state.iteration
         else job.store(run, state, None)
     )
-    done = state.iteration - first
+    at = f"at iteration {state.iteration}"
     with session_scope(job.engine) as s:
-        if job.requested is not None:
-            status = (
-                StageStatus.CANCELLED
-                if job.requested is StageRequest.CANCEL
-                else StageStatus.PAUSED
-            )
-            stages.heartbeat(s, job.stage_id, job.wid, done)
-            stages.finish_stage(s, job.stage_id, job.wid, sid, status)
-            return Outcome(status.value, job.stage_id, detail=f"at iteration {state.iteration}")
-        if state.iteration >= target:
-            stages.heartbeat(s, job.stage_id, job.wid, done)
+        asked = job.hold(s)  # the database's word: a resume may have withdrawn a pause
+        if state.iteration >= target:  # done; a request that came at the very end applies later
             stages.finish_stage(s, job.stage_id, job.wid, sid, StageStatus.SUCCEEDED)
             nxt = stages.next_stage(s, run.id)
+            if asked is StageRequest.CANCEL:
+                stage = stages.get_stage(s, job.stage_id)
+                stages.cancel_after(s, stage, "cancelled by request")
+                return Outcome(
+                    "succeeded", job.stage_id, run.queue, detail="later stages cancelled"
+                )
+            if nxt is not None and asked is StageRequest.PAUSE:
+                requests.request_pause(s, stage_id=nxt.id)
+                return Outcome("succeeded", job.stage_id, run.queue, detail="next stage paused")
             send = nxt.id if nxt is not None and nxt.status is StageStatus.QUEUED else None
-            return Outcome("succeeded", job.stage_id, send=send)
-        status = stages.release_stage(s, job.stage_id, job.wid, done)
+            return Outcome("succeeded", job.stage_id, run.queue, send=send)
+        if asked is not None:
+            status = StageStatus.CANCELLED if asked is StageRequest.CANCEL else StageStatus.PAUSED
+            stages.finish_stage(s, job.stage_id, job.wid, sid, status)
+            return Outcome(status.value, job.stage_id, run.queue, detail=at)
+        status = stages.release_stage(s, job.stage_id, job.wid, job.done)
     if status is not StageStatus.QUEUED:  # a pause or cancel that arrived since the last beat
-        return Outcome(status.value, job.stage_id, detail=f"at iteration {state.iteration}")
-    return Outcome("continue", job.stage_id, send=job.stage_id, detail=f"at {state.iteration}")
+        return Outcome(status.value, job.stage_id, run.queue, detail=at)
+    return Outcome("continue", job.stage_id, run.queue, send=job.stage_id, detail=at)

@@ -14,6 +14,7 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"  # GRADQ_BROKER_URL
     queue: str = "gradq"  # GRADQ_QUEUE: the Celery queue stages are sent to
     concurrency: int = 0  # GRADQ_CONCURRENCY: training processes per worker; 0 = one per core
+    threads: int = 0  # GRADQ_THREADS: BLAS threads per process; 0 = cores // processes
     slice_seconds: float = 300.0  # GRADQ_SLICE_SECONDS: a task trains this long, then re-enqueues
     heartbeat_seconds: float = 1.0  # GRADQ_HEARTBEAT_SECONDS: lease renewal and cancel check
     lease_grace: float = 15.0  # GRADQ_LEASE_GRACE: a lease this old is taken over
@@ -36,13 +37,14 @@ class Settings:
     @property
     def blas_threads(self) -> int:
         """BLAS threads per process, so that processes x threads never exceed the cores."""
-        return max(1, self.cores // self.processes)
+        return self.threads if self.threads > 0 else max(1, self.cores // self.processes)
 
 
 _FIELDS = {
     "broker_url": ("GRADQ_BROKER_URL", str),
     "queue": ("GRADQ_QUEUE", str),
     "concurrency": ("GRADQ_CONCURRENCY", int),
+    "threads": ("GRADQ_THREADS", int),
     "slice_seconds": ("GRADQ_SLICE_SECONDS", float),
     "heartbeat_seconds": ("GRADQ_HEARTBEAT_SECONDS", float),
     "lease_grace": ("GRADQ_LEASE_GRACE", float),

@@ -1,0 +1,128 @@
+"""The runner in this process against real SQLite: leases under slow steps, lost leases, slices."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+from sqlalchemy import update
+
+from storage import metrics, migrate, runs, stages
+from storage.db import make_engine, session_scope
+from storage.models import Stage, StageStatus
+from worker import runner
+from worker.settings import Settings
+
+FAST = Settings(heartbeat_seconds=0.05, lease_grace=0.5, slice_seconds=300)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'runner.db'}")
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def make_run(engine, dataset, schedule, **kw) -> list[int]:
+    fields = dict(
+        name="t",
+        hidden_sizes=[10, 10],
+        activations=["relu", "relu"],
+        init="uniform",
+        dtype="float32",
+        seed=0,
+        dataset=str(dataset),
+        dev_size=500,
+        eval_every=10,
+        snapshot_every=10,
+    )
+    fields.update(kw)
+    with session_scope(engine) as s:
+        run_id = runs.create_run(s, stages=schedule, **fields)
+        return [x.id for x in stages.stages_of(s, run_id)]
+
+
+def curve(engine, stage_id) -> list[int]:
+    with session_scope(engine) as s:
+        run_id = stages.get_stage(s, stage_id).run_id
+        return [m.iteration for m in metrics.metrics_of(s, run_id)]
+
+
+def test_a_step_longer_than_the_grace_keeps_its_lease(engine, small_mnist):
+    # 1024-wide layers on 2,500 rows: each full-batch step takes longer than the 0.5 s grace
+    (stage_id,) = make_run(
+        engine, small_mnist, [(0.01, 4)], hidden_sizes=[1024, 1024], eval_every=2, snapshot_every=2
+    )
+    out: list = []
+    worker = threading.Thread(
+        target=lambda: out.append(runner.run_slice(engine, FAST, stage_id, "slow"))
+    )
+    worker.start()
+    stolen = []
+    while worker.is_alive():  # a rival tries to take the stage the whole time
+        with session_scope(engine) as s:
+            if stages.claim_stage(s, stage_id, "rival", FAST.lease_grace):
+                stolen.append(time.monotonic())
+        time.sleep(0.1)
+    worker.join()
+    assert not stolen
+    assert out[0].status == "succeeded", out
+    assert curve(engine, stage_id) == [0, 2, 4]
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing_more(engine, small_mnist):
+    (stage_id,) = make_run(engine, small_mnist, [(0.5, 100_000)])
+    out: list = []
+    worker = threading.Thread(
+        target=lambda: out.append(runner.run_slice(engine, FAST, stage_id, "first"))
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(curve(engine, stage_id)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with session_scope(engine) as s:  # another worker took the stage over
+        s.execute(update(Stage).where(Stage.id == stage_id).values(worker="second"))
+    taken = curve(engine, stage_id)
+    worker.join(30)
+    assert out[0].status == "dropped", out
+    assert curve(engine, stage_id)[: len(taken)] == taken
+    assert len(curve(engine, stage_id)) <= len(taken) + 1  # at most the write under way
+
+
+def test_slices_always_make_progress(engine, small_mnist):
+    (stage_id,) = make_run(engine, small_mnist, [(0.5, 60)])
+    every_slice = dataclasses.replace(FAST, slice_seconds=0)  # each slice is "out of time" at once
+    outcomes = []
+    for _ in range(20):
+        out = runner.run_slice(engine, every_slice, stage_id, "w")
+        outcomes.append(out.status)
+        if out.status != "continue":
+            break
+    assert outcomes[-1] == "succeeded"
+    assert len(outcomes) == 6  # one slice per snapshot period: 10, 20, ..., 60
+    assert curve(engine, stage_id) == list(range(0, 61, 10))
+
+
+def test_a_pause_that_arrives_as_a_stage_ends_pauses_the_next(engine, small_mnist):
+    first, second = make_run(engine, small_mnist, [(0.5, 20), (0.5, 20)])
+    with session_scope(engine) as s:
+        assert stages.claim_stage(s, first, "w", 10)
+    # the request lands after the last step: the worker sees it only when it finishes
+    real_hold = runner.Slice.hold
+
+    def hold_then_pause(self, session):
+        if self.done == 20:
+            session.execute(update(Stage).where(Stage.id == first).values(requested="pause"))
+        return real_hold(self, session)
+
+    runner.Slice.hold = hold_then_pause
+    try:
+        out = runner._train_slice(engine, FAST, first, "w")
+    finally:
+        runner.Slice.hold = real_hold
+    assert out.status == "succeeded" and out.send is None
+    with session_scope(engine) as s:
+        assert stages.get_stage(s, second).status is StageStatus.PAUSED
