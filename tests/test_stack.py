@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from fixtures_services import ROOT, require
@@ -90,3 +92,72 @@ def test_up_then_down(env):
     assert down.returncode == 0 and "worker" in down.stdout and "redis" in down.stdout
     assert not port_open(port)
     assert "nothing" in gradq(e, "down").stdout
+
+
+def test_gradq_worker_keeps_to_its_queue(tmp_path, redis_url, small_mnist, monkeypatch):
+    """`gradq worker -Q q`: every slice and stage of q's runs goes to q, and only to q."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from control.cli import app
+
+    mine, other = f"mine-{tmp_path.name[-8:]}", f"other-{tmp_path.name[-8:]}"
+    env = {
+        **os.environ,
+        "GRADQ_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(ROOT),
+        "GRADQ_REAPER_SECONDS": "1",
+        "GRADQ_SLICE_SECONDS": "0.2",
+    }
+    env.pop("GRADQ_QUEUE", None)
+    env.pop("GRADQ_DATABASE_URL", None)
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "control", "worker", "-Q", mine, "-c", "1"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
+        monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
+        cli = CliRunner()
+
+        def gradq(*args):
+            result = cli.invoke(app, [str(a) for a in args], prog_name="gradq")
+            assert result.exit_code == 0, result.stdout + result.stderr
+            return result
+
+        monkeypatch.setenv("GRADQ_QUEUE", other)
+        stray = json.loads(
+            gradq(
+                "train", "--stage", "0.5:100", "--data", small_mnist, "--dev-size", "500", "--json"
+            ).stdout
+        )["id"]
+        monkeypatch.setenv("GRADQ_QUEUE", mine)
+        run = json.loads(
+            gradq(
+                "train",
+                "--stage",
+                "0.5:200",
+                "--stage",
+                "0.25:100",
+                "--data",
+                small_mnist,
+                "--dev-size",
+                "500",
+                "--watch",
+                "--json",
+            ).stdout
+        )
+        assert [s["status"] for s in run["stages"]] == ["succeeded", "succeeded"]
+        assert run["stages"][0]["attempts"] > 1  # it went through several slices
+        time.sleep(3)  # a few reaper passes
+        assert json.loads(gradq("show", stray, "--json").stdout)["status"] == "queued"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
