@@ -49,6 +49,15 @@ def check_broker(timeout: float = 2.0) -> None:
         ) from None
 
 
+def live_workers(timeout: float = 1.0) -> list[str]:
+    """Names of the workers that answer a ping on the broker configured now."""
+    from worker.celery_app import app
+
+    with app.connection_for_write(broker_url()) as conn:
+        replies = app.control.ping(timeout=timeout, connection=conn) or []
+    return sorted(name for reply in replies for name in reply)
+
+
 def send(stage_ids: list[int]) -> None:
     """Queue a message for each stage (a worker drops any it cannot run yet)."""
     from worker import tasks

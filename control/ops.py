@@ -59,7 +59,6 @@ def status(as_json: Json = False) -> None:
     Example: gradq status
     """
     from worker import tasks
-    from worker.celery_app import app
 
     ws, ss = worker_settings(), settings_from_env()
     out: dict = {
@@ -71,8 +70,7 @@ def status(as_json: Json = False) -> None:
         context.check_broker()
         out["broker_ok"] = True
         out["queue_depth"] = tasks.queue_depth()
-        replies = app.control.ping(timeout=1.0) or []
-        out["workers"] = sorted(name for reply in replies for name in reply)
+        out["workers"] = context.live_workers()
     except BrokerUnreachableError as e:
         out |= {"broker_ok": False, "broker_error": str(e), "workers": [], "queue_depth": None}
     try:

@@ -9,7 +9,7 @@ from storage.db import (
     session_scope,
     settings_from_env,
 )
-from storage.errors import LeaseLost, NotFound, SnapshotCorrupt, StorageError
+from storage.errors import LeaseLost, NotFound, SnapshotCorrupt, StorageError, StorageUnavailable
 from storage.metrics import add_metric, metrics_of
 from storage.migrate import current_revision, downgrade, ensure_schema, head_revision, upgrade
 from storage.models import Metric, Run, Snapshot, Stage, StageRequest, StageStatus
@@ -52,6 +52,7 @@ __all__ = [
     "StageRequest",
     "StageStatus",
     "StorageError",
+    "StorageUnavailable",
     "Truncated",
     "add_metric",
     "add_stages",

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Execution option read by the SQLite "begin" hook: "IMMEDIATE" (default) or "DEFERRED".
@@ -130,7 +130,10 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
     except SQLAlchemyError as e:
         with suppress(SQLAlchemyError):
             session.rollback()
-        raise StorageError(f"database error: {describe(e)}") from e
+        kind = (
+            StorageUnavailable if isinstance(e, OperationalError | InterfaceError) else StorageError
+        )
+        raise kind(f"database error: {describe(e)}") from e
     except BaseException:
         with suppress(SQLAlchemyError):
             session.rollback()

@@ -24,5 +24,9 @@ class SnapshotCorrupt(StorageError):  # noqa: N818 - the names the project's iss
         )
 
 
+class StorageUnavailable(StorageError):  # noqa: N818 - a sibling of NotFound, LeaseLost
+    """The database could not be reached or dropped the connection: worth trying again later."""
+
+
 class LeaseLost(StorageError):  # noqa: N818 - the names the project's issue uses
     """The stage is no longer held by this worker (taken over after a missed heartbeat)."""

@@ -4,102 +4,26 @@ from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+from helpers_worker import (
+    assert_like_reference,
+    curve,
+    stack_engine,
+    submit,
+    top,
+    wait_for,
+    wait_progress,
+    wait_run,
+)
 
-from storage import cancel, metrics, migrate, runs, snapshots, stages
-from storage.db import make_engine, session_scope
+from storage import cancel, metrics, snapshots, stages
+from storage.db import session_scope
 from storage.models import StageStatus
-from worker import runner, snapshot, tasks
-from worker.settings import settings_from_env
+from worker import snapshot, tasks
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-def new_run(engine, dataset: Path, schedule, **kw) -> int:
-    settings = dict(
-        name="t",
-        hidden_sizes=[10, 10],
-        activations=["relu", "relu"],
-        init="uniform",
-        dtype="float32",
-        seed=1,
-        dataset=str(dataset),
-        dev_size=500,
-        eval_every=50,
-        snapshot_every=50,
-        batch_size=None,
-    )
-    settings.update(kw)
-    with session_scope(engine) as s:
-        return runs.create_run(s, stages=schedule, **settings)
-
-
-def submit(engine, dataset: Path, schedule, **kw) -> int:
-    run_id = new_run(engine, dataset, schedule, **kw)
-    with session_scope(engine) as s:
-        tasks.send_stage(stages.stages_of(s, run_id)[0].id)
-    return run_id
-
-
-def wait_run(engine, run_id: int, timeout: float = 120) -> list:
-    """Wait until every stage of the run has finished; returns the stages."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with session_scope(engine) as s:
-            st = stages.stages_of(s, run_id)
-        if all(x.status not in (StageStatus.QUEUED, StageStatus.RUNNING) for x in st):
-            return st
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} not finished in {timeout} s: {[x.status for x in st]}")
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def curve(engine, run_id: int) -> list[int]:
-    with session_scope(engine) as s:
-        return [m.iteration for m in metrics.metrics_of(s, run_id)]
-
-
-def final_params(engine, run_id: int) -> list[np.ndarray]:
-    with session_scope(engine) as s:
-        last = snapshots.latest_snapshot(s, run_id)
-        return snapshot.loads(snapshots.get_snapshot_bytes(s, last.id)).params
-
-
-def reference_params(stack, dataset: Path, schedule, **kw) -> list[np.ndarray]:
-    """The same run uninterrupted, in this process, with the worker's BLAS thread count."""
-    tmp_path = stack.tmp
-    engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
-    migrate.upgrade(engine)
-    run_id = new_run(engine, dataset, schedule, **kw)
-    settings = settings_from_env(stack.env)
-    with threadpool_limits(settings.blas_threads):
-        with session_scope(engine) as s:
-            stage_ids = [x.id for x in stages.stages_of(s, run_id)]
-        for stage_id in stage_ids:
-            out = runner.run_slice(engine, settings, stage_id, "reference")
-            assert out.status == "succeeded", out
-    params = final_params(engine, run_id)
-    engine.dispose()
-    return params
-
-
-def stack_engine(stack):
-    engine = make_engine(stack.database_url)
-    migrate.upgrade(engine)
-    return engine
 
 
 def test_three_stage_run_end_to_end(sqlite_stack, small_mnist):
@@ -128,19 +52,17 @@ def test_whole_worker_sigkill_mid_stage_resumes_exactly(pg_stack, small_mnist):
     schedule = [(0.5, 2500)]
     first = pg_stack.start_worker()
     run_id = submit(engine, small_mnist, schedule)
-    wait_for(lambda: max(curve(engine, run_id), default=0) >= 300, what="first points")
+    wait_for(lambda: top(engine, run_id) >= 300, what="first points")
     pg_stack.kill_worker(first)
-    killed_at = time.monotonic()
+    killed_at, reached = time.monotonic(), top(engine, run_id)
     pg_stack.start_worker()
+    wait_progress(engine, run_id, reached, killed_at, "whole worker SIGKILL")
     st = wait_run(engine, run_id, timeout=180)
     assert st[0].status is StageStatus.SUCCEEDED, st[0].error
     assert st[0].attempts >= 2
-    recovery = time.monotonic() - killed_at
-    print(f"recovered and finished {recovery:.1f} s after the SIGKILL")
+    print(f"recovered and finished {time.monotonic() - killed_at:.1f} s after the SIGKILL")
     assert curve(engine, run_id) == list(range(0, 2501, 50))  # no gap, no duplicate
-    expected = reference_params(pg_stack, small_mnist, schedule)
-    for got, want in zip(final_params(engine, run_id), expected, strict=True):
-        assert got.tobytes() == want.tobytes()
+    assert_like_reference(engine, run_id, pg_stack, small_mnist, schedule)
 
 
 def test_redelivered_message_does_not_train_twice(pg_stack, small_mnist):

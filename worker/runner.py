@@ -18,12 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from storage import cancel as requests
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
-from storage.errors import LeaseLost, StorageError
+from storage.errors import LeaseLost, StorageError, StorageUnavailable
 from storage.models import Run, Stage, StageRequest, StageStatus
 from worker import data, nn, snapshot, train
 from worker.errors import DataError, DivergedError, SnapshotError, WorkerError
@@ -201,7 +200,7 @@ def run_slice(engine: Engine, settings: Settings, stage_id: int, wid: str | None
     except (DivergedError, DataError, SnapshotError, WorkerError, ValueError) as e:
         return _fail(engine, stage_id, wid, str(e))
     except StorageError as e:
-        if isinstance(e.__cause__, OperationalError | InterfaceError):
+        if isinstance(e, StorageUnavailable):
             # a dropped connection or an unreachable database passes: leave the lease to lapse,
             # and a reaper sends the stage again to resume from its last snapshot
             log.warning("stage %s: %s; it resumes once its lease lapses", stage_id, e)
