@@ -126,3 +126,12 @@ def test_a_pause_that_arrives_as_a_stage_ends_pauses_the_next(engine, small_mnis
     assert out.status == "succeeded" and out.send is None
     with session_scope(engine) as s:
         assert stages.get_stage(s, second).status is StageStatus.PAUSED
+
+
+def test_a_missing_dataset_is_a_stored_readable_error(engine, tmp_path):
+    (stage_id,) = make_run(engine, tmp_path / "gone.npz", [(0.5, 10)])
+    out = runner.run_slice(engine, FAST, stage_id, "w")
+    assert out.status == "failed"
+    with session_scope(engine) as s:
+        stage = stages.get_stage(s, stage_id)
+    assert stage.status is StageStatus.FAILED and "gone.npz" in stage.error
