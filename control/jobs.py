@@ -62,7 +62,13 @@ def check_cadence(eval_every: int, snapshot_every: int | None) -> None:
         )
 
 
-def create(engine: Engine, opts: RunOptions, schedule: list[tuple[float, int]]) -> int:
+def create(
+    engine: Engine,
+    opts: RunOptions,
+    schedule: list[tuple[float, int]],
+    parent_snapshot_id: int | None = None,
+) -> int:
+    """Store a run and its schedule, on the queue this shell submits to."""
     a = opts.arch
     with session_scope(engine) as s:
         return runs.create_run(
@@ -78,6 +84,7 @@ def create(engine: Engine, opts: RunOptions, schedule: list[tuple[float, int]]) 
             eval_every=opts.eval_every,
             snapshot_every=opts.snapshot_every or opts.eval_every,
             batch_size=opts.batch_size,
+            parent_snapshot_id=parent_snapshot_id,
             stages=schedule,
             queue=settings_from_env().queue,
         )
@@ -112,25 +119,7 @@ def fork(engine: Engine, snapshot_id: int, schedule: list[tuple[float, int]], **
             name=f"fork of run {parent.id} at {snap.iteration}",
         )
     opts = replace(opts, **{k: v for k, v in changes.items() if v is not None})
-    a = opts.arch
-    with session_scope(engine) as s:
-        return runs.create_run(
-            s,
-            name=opts.name or "",
-            hidden_sizes=list(a.hidden),
-            activations=list(a.acts),
-            init=a.init,
-            dtype=a.dtype,
-            seed=opts.seed,
-            dataset=opts.dataset,
-            dev_size=opts.dev_size,
-            eval_every=opts.eval_every,
-            snapshot_every=opts.snapshot_every or opts.eval_every,
-            batch_size=opts.batch_size,
-            parent_snapshot_id=snapshot_id,
-            stages=schedule,
-            queue=settings_from_env().queue,
-        )
+    return create(engine, opts, schedule, parent_snapshot_id=snapshot_id)
 
 
 def extend(engine: Engine, run_id: int, schedule: list[tuple[float, int]]) -> list[int]:
