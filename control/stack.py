@@ -224,7 +224,7 @@ def demo(
         ensure_mnist()
     dataset = jobs.dataset_spec(data_path)
     jobs.check_data(dataset, 1000)
-    started = start()
+    started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
         engine = context.engine()
         opts = jobs.RunOptions(
