@@ -47,7 +47,19 @@ def run_dict(engine: Engine, run_id: int) -> dict:
     }
 
 
+def progress(x) -> tuple[float | None, float | None]:
+    """(iterations per second, seconds left) of a running stage, from its database timestamps."""
+    if x.status is not StageStatus.RUNNING or not x.started_at or not x.updated_at:
+        return None, None
+    elapsed = (x.updated_at - x.started_at).total_seconds()
+    if elapsed <= 0 or x.iterations_done <= 0:
+        return None, None
+    rate = x.iterations_done / elapsed
+    return rate, (x.iterations - x.iterations_done) / rate
+
+
 def stage_dict(x) -> dict:
+    rate, eta = progress(x)
     return {
         "id": x.id,
         "position": x.position,
@@ -55,6 +67,8 @@ def stage_dict(x) -> dict:
         "iterations": x.iterations,
         "status": x.status.value,
         "iterations_done": x.iterations_done,
+        "rate": rate,  # iterations per second since it first started (running stages only)
+        "eta_seconds": eta,
         "attempts": x.attempts,
         "worker": x.worker,
         "started_at": x.started_at,

@@ -131,7 +131,9 @@ def test_cancel_pause_resume_through_the_cli(sqlite_stack, small_mnist):
         ).stdout
     )["id"]
     wait_status(run_id, {"running"})
-    time.sleep(1)
+    time.sleep(1.5)
+    running = show(run_id)["stages"][0]
+    assert running["rate"] > 0 and running["eta_seconds"] > 0  # progress, from storage
     ok("pause", run_id)
     paused = wait_status(run_id, {"paused"})
     stopped_at = paused["stages"][0]["iterations_done"]
