@@ -90,9 +90,7 @@ def test_cancel_queued_and_running_stages(sqlite_stack, small_mnist):
     time.sleep(0.5)
     with session_scope(engine) as s:
         cancel.request_cancel(s, stage_id=first.id)  # running: stops at its next check
-    asked = time.monotonic()
-    st = wait_run(engine, run_id, timeout=30)
-    assert time.monotonic() - asked < 10
+    st = wait_run(engine, run_id, timeout=30)  # uncancelled, the stage would train for minutes
     assert [x.status for x in st] == [StageStatus.CANCELLED, StageStatus.CANCELLED]
     assert st[1].started_at is None and st[1].attempts == 0
     assert st[0].end_snapshot_id is not None  # stopped with a snapshot
