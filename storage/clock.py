@@ -37,7 +37,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class utcnow(FunctionElement[datetime]):  # noqa: N801 - reads like func.now()
-    """The database's current time: now() on PostgreSQL, millisecond UTC text on SQLite."""
+    """The database's current time: clock_timestamp() on PostgreSQL, millisecond UTC text on
+    SQLite (both the statement's time, not the transaction's start)."""
 
     type = UTCDateTime()
     inherit_cache = True
@@ -60,7 +61,7 @@ def _utcnow_default(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(utcnow, "postgresql")
 def _utcnow_pg(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
-    return "now()"
+    return "clock_timestamp()"  # the statement's time: a heartbeat at the end of a long write
 
 
 @compiles(utcnow, "sqlite")

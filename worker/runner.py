@@ -157,17 +157,19 @@ class Slice:
         """A snapshot (and the point, if any) of `state`, in one transaction."""
         blob = snapshot.dumps(state)
         with session_scope(self.engine) as s:
-            self.requested = self.hold(s)
             sid = snapshots.put_snapshot(s, run.id, state.iteration, blob)
             if point is not None:
                 _add_point(s, run.id, point)
+            # last, so the stamp is fresh when a long write commits (and nothing is written
+            # if the lease is gone: LeaseLost rolls the transaction back)
+            self.requested = self.hold(s)
         self.saved = (state.iteration, sid)
         return sid
 
     def point(self, run: RunSpec, point: train.Point) -> None:
         with session_scope(self.engine) as s:
-            self.requested = self.hold(s)
             _add_point(s, run.id, point)
+            self.requested = self.hold(s)
 
 
 def _add_point(session, run_id: int, p: train.Point) -> None:
@@ -249,14 +251,22 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
         if run.parent_snapshot_id is not None:
             base = snapshots.get_snapshot(s, run.parent_snapshot_id).iteration
     plan = schedule(run_stages, base)
-    first, target, _ = plan[stage.position - 1]
+    with Slice(engine, settings, wid, stage_id) as job:  # the lease is kept from here on
+        return _train_held(job, run, stage.position, plan, base)
+
+
+def _train_held(
+    job: Slice, run: RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+) -> Outcome:
+    """Load, resume and train while `job` keeps the lease; then hand the stage on."""
+    engine, settings, stage_id = job.engine, job.settings, job.stage_id
+    first, target, _ = plan[position - 1]
     split = load_split(run.dataset, run.dev_size, run.arch.dtype)
     state = _start_state(engine, run, target)
-    if state.iteration < first and stage.position > 1:
+    if state.iteration < first and position > 1:
         log.warning(
             "stage %s: resuming from iteration %s, before its start", stage_id, state.iteration
         )
-    job = Slice(engine, settings, wid, stage_id)
     job.done = max(0, state.iteration - first)
     with session_scope(engine) as s:
         job.hold(s)  # still ours after loading: only then drop what lies past the snapshot
@@ -284,20 +294,19 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
         job.done = st.iteration - first
         return job.requested is not None or job.lost is not None
 
-    with job:
-        # replay earlier stages' ranges if the newest good snapshot lies before this stage
-        for _, seg_end, lr in plan[: stage.position]:
-            if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
-                continue
-            train.train(
-                state,
-                split,
-                lr,
-                seg_end,
-                eval_every=run.eval_every,
-                on_point=on_point,
-                should_stop=should_stop,
-            )
+    # replay earlier stages' ranges if the newest good snapshot lies before this stage
+    for _, seg_end, lr in plan[:position]:
+        if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
+            continue
+        train.train(
+            state,
+            split,
+            lr,
+            seg_end,
+            eval_every=run.eval_every,
+            on_point=on_point,
+            should_stop=should_stop,
+        )
     job.check()
     job.done = state.iteration - first
     return _finish(job, run, state, target)
