@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from control.output import console, pct
 from storage import metrics, stages
 from storage.db import session_scope
-from storage.models import ACTIVE, StageStatus
+from storage.models import StageStatus
 
 
 def snapshot_of(engine: Engine, run_id: int) -> tuple[list, dict[int, float | None]]:
@@ -80,7 +80,3 @@ def follow(
             if not active or (keep_going is not None and not keep_going()):
                 return st
             time.sleep(poll)
-
-
-def is_active(stage) -> bool:
-    return stage.status in ACTIVE

@@ -73,6 +73,15 @@ def pg_url() -> str:
     return PG_URL
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty gradq home for CLI tests: its own SQLite database, no proxy for loopback."""
+    monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="session")
 def real_mnist_dir() -> Path:
     raw = os.environ.get("GRADQ_DATA_DIR", "")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,14 +11,6 @@ from typer.testing import CliRunner
 from control.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty gradq home: its own SQLite database."""
-    monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
-    return tmp_path / "home"
 
 
 def gradq(*args: str):
@@ -144,7 +135,8 @@ def test_every_command_has_help_with_an_example(home):
         assert max(len(line) for line in result.stdout.splitlines()) <= 80, command
 
 
-def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_mnist, tmp_path):
+def local_run(small_mnist, *extra: str) -> dict:
+    """lr 1.0 for 100 iterations, then 0.5 for 50, trained in this process; the run as JSON."""
     result = gradq(
         "train",
         "--stage",
@@ -155,11 +147,16 @@ def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_
         small_mnist,
         "--dev-size",
         "500",
+        *extra,
         "--local",
         "--json",
     )
     assert result.exit_code == 0, result.stderr
-    run = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_mnist, tmp_path):
+    run = local_run(small_mnist)
     assert [s["status"] for s in run["stages"]] == ["succeeded", "succeeded"]
     assert run["iteration"] == 150
     show = gradq("show", run["id"])

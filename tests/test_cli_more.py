@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
+from test_cli import gradq
+from test_cli import local_run as cli_run
 from test_fetch import serve
-from typer.testing import CliRunner
-
-from control.cli import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    return tmp_path / "home"
-
-
-def gradq(*args):
-    result = runner.invoke(app, [str(a) for a in args], prog_name="gradq")
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
 
 
 def local_run(small_mnist) -> int:
-    result = gradq(
-        "train",
-        "--stage",
-        "1.0:100",
-        "--stage",
-        "0.5:50",
-        "--data",
-        small_mnist,
-        "--dev-size",
-        "500",
-        "--local",
-        "--json",
-    )
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)["id"]
+    return cli_run(small_mnist)["id"]
 
 
 def test_watch_a_finished_run_prints_its_stages(home, small_mnist):
