@@ -71,7 +71,7 @@ def _utcnow_sqlite(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(ago, "postgresql")
 def _ago_pg(element: ago, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(now() - make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+    return f"(clock_timestamp() - make_interval(secs => {compiler.process(element.clauses, **kw)}))"
 
 
 @compiles(ago, "sqlite")

@@ -51,6 +51,11 @@ def curve(engine, stage_id) -> list[int]:
         return [m.iteration for m in metrics.metrics_of(s, run_id)]
 
 
+def holder(engine, stage_id) -> str | None:
+    with session_scope(engine) as s:
+        return stages.get_stage(s, stage_id).worker
+
+
 def test_a_step_longer_than_the_grace_keeps_its_lease(engine, small_mnist, monkeypatch):
     real = nn.gradients
 
@@ -65,6 +70,9 @@ def test_a_step_longer_than_the_grace_keeps_its_lease(engine, small_mnist, monke
         target=lambda: out.append(runner.run_slice(engine, FAST, stage_id, "slow"))
     )
     worker.start()
+    while worker.is_alive() and holder(engine, stage_id) != "slow":
+        time.sleep(0.01)  # a rival before the first claim would take a queued stage, rightly
+    assert holder(engine, stage_id) == "slow"
     stolen = []
     while worker.is_alive():  # a rival tries to take the stage the whole time
         with session_scope(engine) as s:
