@@ -97,6 +97,14 @@ def _workers() -> list[str]:
         return []
 
 
+def _recorded_worker(url: str) -> int | None:
+    """The pid of a worker an earlier `up` started for `url`, if it still runs (a ping may
+    miss a busy worker; a second worker would then be started and the first one orphaned)."""
+    recorded = json.loads(state_file().read_text()) if state_file().exists() else {}
+    pid = recorded.get("worker")
+    return pid if pid and recorded.get("broker_url") == url and _alive(pid) else None
+
+
 def start(concurrency: int | None = None) -> dict:
     """Start what is missing: Redis (loopback URLs only) and one worker; returns what started."""
     started: dict = {}
@@ -129,7 +137,7 @@ def start(concurrency: int | None = None) -> dict:
         ]
         started["redis"] = _spawn(argv, home / "redis.log")
         _wait(_broker_ok, 15, f"Redis at {redact_url(url)}")
-    if not _workers():
+    if _recorded_worker(url) is None and not _workers():
         cmd = [sys.executable, "-m", "control", "worker"]
         if concurrency:
             cmd += ["-c", str(concurrency)]

@@ -209,6 +209,7 @@ def make_stack(database_url: str, tmp: Path, broker_url: str, data_dir: Path) ->
         "GRADQ_HEARTBEAT_SECONDS": "0.3",
         "GRADQ_REAPER_SECONDS": "1",
         "GRADQ_CONCURRENCY": "1",
+        "GRADQ_THREADS": "1",  # two BLAS threads per worker oversubscribe a shared 2-core box
         "PYTHONPATH": str(ROOT),
     }
     return Stack(database_url, tmp, env)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 
 import pytest
+import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -40,8 +42,11 @@ def queue_only(tmp_path, redis_url, small_mnist, monkeypatch):
     """A database and a queue no worker reads: valid input makes a stored, queued run."""
     monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
-    monkeypatch.setenv("GRADQ_QUEUE", f"fuzz-{tmp_path.name}")
-    return small_mnist
+    queue = f"fuzz-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GRADQ_QUEUE", queue)
+    yield small_mnist
+    client = redis.Redis.from_url(redis_url)  # no worker reads it: leave no messages behind
+    client.delete(*client.keys(f"{queue}*") or [queue])
 
 
 def invoke(*args):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -39,6 +40,17 @@ def wait_status(run_id: int, wanted: set[str], timeout: float = 60) -> dict:
             return d
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} is {d['status']}, not {wanted}")
+
+
+def wait_stage(run_id: int, ok_when, what: str, timeout: float = 60) -> dict:
+    """The run's first stage once `ok_when(stage)` holds (polled; never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stage = show(run_id)["stages"][0]
+        if ok_when(stage):
+            return stage
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id}: timed out waiting for {what}: {stage}")
 
 
 def test_notebook_workflow_through_the_cli(sqlite_stack, small_mnist, tmp_path):
@@ -131,8 +143,7 @@ def test_cancel_pause_resume_through_the_cli(sqlite_stack, small_mnist):
         ).stdout
     )["id"]
     wait_status(run_id, {"running"})
-    time.sleep(1.5)
-    running = show(run_id)["stages"][0]
+    running = wait_stage(run_id, lambda st: st["iterations_done"] > 0, "a first reported step")
     assert running["rate"] > 0 and running["eta_seconds"] > 0  # progress, from storage
     ok("pause", run_id)
     paused = wait_status(run_id, {"paused"})
@@ -140,7 +151,7 @@ def test_cancel_pause_resume_through_the_cli(sqlite_stack, small_mnist):
     assert paused["stages"][0]["end_snapshot_id"] is not None
     ok("resume", run_id)
     wait_status(run_id, {"running"})
-    time.sleep(1)
+    wait_stage(run_id, lambda st: st["iterations_done"] > stopped_at, "progress after the resume")
     ok("cancel", run_id)
     done = wait_status(run_id, {"cancelled"})
     assert [s["status"] for s in done["stages"]] == ["cancelled", "cancelled"]
@@ -175,14 +186,15 @@ def test_sweep_compares_runs(sqlite_stack, small_mnist):
 
 
 def test_status_reports_workers_and_hides_passwords(sqlite_stack, monkeypatch):
-    sqlite_stack.start_worker(name="statuscheck")
-    deadline = time.monotonic() + 20
+    name = f"statuscheck-{uuid.uuid4().hex[:6]}"  # other workers may share this Redis
+    sqlite_stack.start_worker(name=name)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         d = json.loads(ok("status", "--json").stdout)
-        if d["workers"]:
+        if any(w.startswith(f"{name}@") for w in d["workers"]):
             break
         time.sleep(0.5)
-    assert any(w.startswith("statuscheck@") for w in d["workers"])
+    assert any(w.startswith(f"{name}@") for w in d["workers"]), d["workers"]
     assert d["broker_ok"] and d["database_ok"] and d["queue_depth"] == 0
     monkeypatch.setenv("GRADQ_BROKER_URL", "redis://:hunter2@127.0.0.1:1/0")
     down = gradq("status")

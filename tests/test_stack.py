@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from fixtures_services import ROOT, require
@@ -82,13 +83,15 @@ def test_demo_runs_through_its_own_queue_and_stops_what_it_started(env, small_mn
 def test_up_then_down(env):
     port, e = env
     up = gradq(e, "up")
-    assert up.returncode == 0, up.stderr
-    assert port_open(port)
-    again = gradq(e, "up")
-    assert "already up" in again.stdout
-    status = gradq(e, "status", "--json")
-    assert status.returncode == 0, status.stderr
-    down = gradq(e, "down")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert port_open(port)
+        again = gradq(e, "up")
+        assert "already up" in again.stdout
+        status = gradq(e, "status", "--json")
+        assert status.returncode == 0, status.stderr
+    finally:
+        down = gradq(e, "down")
     assert down.returncode == 0 and "worker" in down.stdout and "redis" in down.stdout
     assert not port_open(port)
     assert "nothing" in gradq(e, "down").stdout
@@ -102,7 +105,8 @@ def test_gradq_worker_keeps_to_its_queue(tmp_path, redis_url, small_mnist, monke
 
     from control.cli import app
 
-    mine, other = f"mine-{tmp_path.name[-8:]}", f"other-{tmp_path.name[-8:]}"
+    tag = uuid.uuid4().hex[:8]  # queues on the shared Redis are unique to this test run
+    mine, other = f"mine-{tag}", f"other-{tag}"
     env = {
         **os.environ,
         "GRADQ_HOME": str(tmp_path / "home"),
@@ -161,3 +165,6 @@ def test_gradq_worker_keeps_to_its_queue(tmp_path, redis_url, small_mnist, monke
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
         log.close()
+        import redis
+
+        redis.Redis.from_url(redis_url).delete(other)  # the stray message no worker will read

@@ -53,7 +53,8 @@ def test_eight_concurrent_writers_lose_nothing(engine: Engine) -> None:
         barrier.wait()
         try:
             for i in range(1, points + 1):
-                with session_scope(engine) as session:
+                blob = npz_bytes(run_id * 1000 + i) if i % snapshot_every == 0 else None
+                with session_scope(engine) as session:  # the write lock is held only to write
                     add_metric(
                         session,
                         run_id,
@@ -64,8 +65,8 @@ def test_eight_concurrent_writers_lose_nothing(engine: Engine) -> None:
                         lr=1.0,
                         wall=float(i),
                     )
-                    if i % snapshot_every == 0:
-                        put_snapshot(session, run_id, i, npz_bytes(run_id * 1000 + i))
+                    if blob is not None:
+                        put_snapshot(session, run_id, i, blob)
         except BaseException as e:  # "database is locked" must never get here
             errors.append(e)
 
