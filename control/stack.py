@@ -97,10 +97,26 @@ def _workers() -> list[str]:
         return []
 
 
+def _recorded() -> dict:
+    """What earlier `up`s started: {"redis": pid, "worker": pid, "broker_url": url}."""
+    path = state_file()
+    if not path.exists():
+        return {}
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise StackError(
+            f"{path} is unreadable ({e}); delete it once no `gradq up` stack runs"
+        ) from None
+    if not isinstance(recorded, dict):
+        raise StackError(f"{path} is not a gradq state file; delete it once no stack runs")
+    return recorded
+
+
 def _recorded_worker(url: str) -> int | None:
     """The pid of a worker an earlier `up` started for `url`, if it still runs (a ping may
     miss a busy worker; a second worker would then be started and the first one orphaned)."""
-    recorded = json.loads(state_file().read_text()) if state_file().exists() else {}
+    recorded = _recorded()
     pid = recorded.get("worker")
     return pid if pid and recorded.get("broker_url") == url and _alive(pid) else None
 
@@ -144,14 +160,13 @@ def start(concurrency: int | None = None) -> dict:
         started["worker"] = _spawn(cmd, settings_from_env().data_dir / "worker.log")
         _wait(lambda: bool(_workers()), 60, "the gradq worker")
     if started:
-        previous = json.loads(state_file().read_text()) if state_file().exists() else {}
-        state_file().write_text(json.dumps(previous | started | {"broker_url": url}))
+        state_file().write_text(json.dumps(_recorded() | started | {"broker_url": url}))
     return started
 
 
 def stop(only: dict | None = None) -> list[str]:
     """Stop what `start` recorded (or just `only`): the worker first, then Redis."""
-    recorded = json.loads(state_file().read_text()) if state_file().exists() else {}
+    recorded = _recorded()
     targets = only if only is not None else recorded
     stopped = []
     for what in ("worker", "redis"):

@@ -135,21 +135,12 @@ def test_every_command_has_help_with_an_example(home):
         assert max(len(line) for line in result.stdout.splitlines()) <= 80, command
 
 
-def local_run(small_mnist, *extra: str) -> dict:
-    """lr 1.0 for 100 iterations, then 0.5 for 50, trained in this process; the run as JSON."""
+def local_run(small_mnist, schedule=("1.0:100", "0.5:50")) -> dict:
+    """The schedule (default lr 1.0 for 100 iterations, then 0.5 for 50) trained in this
+    process; the run as JSON."""
+    stages = [arg for stage in schedule for arg in ("--stage", stage)]
     result = gradq(
-        "train",
-        "--stage",
-        "1.0:100",
-        "--stage",
-        "0.5:50",
-        "--data",
-        small_mnist,
-        "--dev-size",
-        "500",
-        *extra,
-        "--local",
-        "--json",
+        "train", *stages, "--data", small_mnist, "--dev-size", "500", "--local", "--json"
     )
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
@@ -184,19 +175,7 @@ def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_
 
 
 def test_prune_keeps_what_the_policy_says(home, small_mnist):
-    result = gradq(
-        "train",
-        "--stage",
-        "1.0:300",
-        "--data",
-        small_mnist,
-        "--dev-size",
-        "500",
-        "--local",
-        "--json",
-    )
-    assert result.exit_code == 0, result.stderr
-    run_id = json.loads(result.stdout)["id"]
+    run_id = local_run(small_mnist, ("1.0:300",))["id"]
     before = [s["iteration"] for s in json.loads(gradq("snapshots", run_id, "--json").stdout)]
     assert before == [0, 50, 100, 150, 200, 250, 300]
     dry = gradq("prune", run_id, "--keep-last", "1", "--every", "4", "--no-keep-best", "--dry-run")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from test_cli import gradq
+from test_cli import assert_one_line_error, gradq
 from test_cli import local_run as cli_run
 from test_fetch import serve
 
@@ -67,3 +67,12 @@ def test_data_info_without_data_says_how_to_get_it(home, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADQ_DATA_DIR", str(tmp_path / "nothing"))
     result = gradq("data", "info")
     assert result.exit_code == 1 and "gradq data fetch" in result.stderr
+
+
+def test_down_refuses_a_damaged_state_file_in_one_line(home):
+    state = home / "up.json"
+    for text in ("{garbage", "[1]"):
+        home.mkdir(exist_ok=True)
+        state.write_text(text)
+        assert_one_line_error(gradq("down"), 1, "up.json", "delete it")
+        assert state.read_text() == text  # left for the user to look at

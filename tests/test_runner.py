@@ -7,9 +7,10 @@ import threading
 import time
 
 import pytest
+from helpers_worker import new_run, stage_ids
 from sqlalchemy import update
 
-from storage import metrics, migrate, runs, stages
+from storage import metrics, migrate, stages
 from storage.db import make_engine, session_scope
 from storage.models import Stage, StageStatus
 from worker import nn, runner
@@ -27,22 +28,9 @@ def engine(tmp_path):
 
 
 def make_run(engine, dataset, schedule, **kw) -> list[int]:
-    fields = dict(
-        name="t",
-        hidden_sizes=[10, 10],
-        activations=["relu", "relu"],
-        init="uniform",
-        dtype="float32",
-        seed=0,
-        dataset=str(dataset),
-        dev_size=500,
-        eval_every=10,
-        snapshot_every=10,
-    )
-    fields.update(kw)
-    with session_scope(engine) as s:
-        run_id = runs.create_run(s, stages=schedule, **fields)
-        return [x.id for x in stages.stages_of(s, run_id)]
+    """A run with points and snapshots every 10 iterations; its stage ids."""
+    settings = {"seed": 0, "eval_every": 10, "snapshot_every": 10} | kw
+    return stage_ids(engine, new_run(engine, dataset, schedule, **settings))
 
 
 def curve(engine, stage_id) -> list[int]:
