@@ -10,9 +10,10 @@ from storage.db import (
     settings_from_env,
 )
 from storage.errors import LeaseLost, NotFound, SnapshotCorrupt, StorageError, StorageUnavailable
+from storage.identity import database_id
 from storage.metrics import add_metric, metrics_of
 from storage.migrate import current_revision, downgrade, ensure_schema, head_revision, upgrade
-from storage.models import Metric, Run, Snapshot, Stage, StageRequest, StageStatus
+from storage.models import Meta, Metric, Run, Snapshot, Stage, StageRequest, StageStatus
 from storage.reaper import lapsed_stage_ids, ready_stage_ids
 from storage.retention import Deleted, apply_retention
 from storage.runs import RunSummary, add_stages, create_run, get_run, list_runs
@@ -40,6 +41,7 @@ from storage.stages import (
 __all__ = [
     "Deleted",
     "LeaseLost",
+    "Meta",
     "Metric",
     "NotFound",
     "Requested",
@@ -60,6 +62,7 @@ __all__ = [
     "claim_stage",
     "create_run",
     "current_revision",
+    "database_id",
     "downgrade",
     "ensure_schema",
     "fail_stage",

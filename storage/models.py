@@ -63,6 +63,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class Meta(Base):
+    """Facts about the database itself; `database_id` (a uuid hex) is set when it is created."""
+
+    __tablename__ = "gradq_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
 class Run(Base):
     """One training lineage: the network and data it trains on; stages schedule its lr."""
 

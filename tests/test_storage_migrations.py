@@ -20,7 +20,7 @@ from storage import (
 )
 from storage.models import Base
 
-TABLES = {"runs", "stages", "snapshots", "metrics"}
+TABLES = {"runs", "stages", "snapshots", "metrics", "gradq_meta"}
 
 
 def test_upgrade_brings_empty_database_to_head(blank_engine: Engine) -> None:
@@ -137,3 +137,24 @@ def test_upgrade_from_0001_keeps_runs_and_adds_their_queue(engine: Engine) -> No
     with session_scope(engine) as s:
         assert get_run(s, run_id).queue == "gradq"  # the column's default for old rows
         assert new_run(s, queue="groupB") > run_id
+
+
+def test_each_database_gets_its_own_lasting_identity(db_url: str, tmp_path) -> None:
+    from storage import database_id, session_scope
+
+    upgrade(db_url)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    engine = make_engine(db_url)
+    try:
+        ensure_schema(other)
+        with session_scope(engine) as s:
+            first = database_id(s)
+        ensure_schema(engine)  # at head already: the identity stays
+        with session_scope(engine) as s:
+            assert database_id(s) == first
+        with session_scope(other) as s:
+            assert database_id(s) != first
+        assert len(first) == 32 and int(first, 16) >= 0
+    finally:
+        engine.dispose()
+        other.dispose()
