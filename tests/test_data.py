@@ -2,6 +2,8 @@
 
 import gzip
 import os
+import stat
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -330,6 +332,52 @@ def file_with(name: str, content: bytes) -> Callable[[Path], Path]:
     return make
 
 
+def idx_shape(shape: tuple[int, ...]) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        write_idx_dir(d, *digits(shape[0]), gz=False)
+        (d / idx.TRAIN_IMAGES).write_bytes(idx.encode(np.zeros(shape, np.uint8)))
+        return d / idx.TRAIN_IMAGES
+
+    return make
+
+
+def idx_stray(d: Path) -> Path:
+    write_idx_dir(d, *digits(4))
+    packed = d / f"{idx.TRAIN_IMAGES}.gz"
+    packed.write_bytes(gzip.compress(gzip.decompress(packed.read_bytes()) + b"extra"))
+    return packed
+
+
+def truncated_npz(d: Path) -> Path:
+    x, y = digits(50)
+    np.savez(d / "mnist.npz", x_train=x, y_train=y)
+    (d / "mnist.npz").write_bytes((d / "mnist.npz").read_bytes()[:-300])
+    return d / "mnist.npz"
+
+
+def npz_huge_header(d: Path) -> Path:
+    """An .npy header past numpy's 10,000-byte limit: it was called 'holds Python objects'."""
+    text = "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 784), }" + " " * 20000 + "\n"
+    npy = b"\x93NUMPY\x02\x00" + len(text).to_bytes(4, "little") + text.encode() + bytes(3136)
+    with zipfile.ZipFile(d / "mnist.npz", "w") as zf:
+        zf.writestr("x_train.npy", npy)
+    return d / "mnist.npz"
+
+
+def npz_member(name: str, content: bytes, *, link: bool = False) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        x, y = digits(4)
+        np.savez(d / "mnist.npz", x_train=x, y_train=y)
+        with zipfile.ZipFile(d / "mnist.npz", "a") as zf:
+            info = zipfile.ZipInfo(name)
+            if link:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, content)
+        return d / "mnist.npz"
+
+    return make
+
+
 X, Y = digits(4)
 BAD_FILES = {
     "truncated gz": (truncated_gz, ["truncated or corrupt gzip"]),
@@ -357,6 +405,18 @@ BAD_FILES = {
     "npz pixel 256": (npz_with(x_train=X.astype(int) + 1, y_train=Y), ["pixel 256", "x_train["]),
     "npz 27 wide": (npz_with(x_train=X[:, :-28], y_train=Y), ["x_train has shape (4, 756)"]),
     "unknown suffix": (file_with("m.txt", b"1,2"), ["unknown format"]),
+    "csv 786 fields first": (
+        lambda d: csv_text(d / "m.csv", [[*good_row(), 7]]),
+        ["more than 785 fields"],
+    ),
+    "csv label 1e30": (csv_cell(10**30, 0), ["row 3 has label 1e+30"]),
+    "idx 27x28": (idx_shape((3, 27, 28)), ["images are 27x28; MNIST images are 28x28"]),
+    "idx stray bytes": (idx_stray, ["stray bytes after the 4x28x28 values"]),
+    "npz truncated": (truncated_npz, ["truncated or corrupt"]),
+    "npz huge header": (npz_huge_header, ["corrupt .npy header"]),
+    "npz text member": (npz_member("notes.txt", b"hello"), ["'notes.txt' is not an .npy array"]),
+    "npz symlink member": (npz_member("link.npy", b"/etc/passwd", link=True), ["symlink"]),
+    "npz float128": (npz_with(x_train=X.astype(np.longdouble), y_train=Y), ["dtype float128"]),
     "lone idx file": (lambda d: truncated_raw(d), ["one IDX file is not a dataset"]),
 }
 
@@ -372,6 +432,13 @@ def test_bad_file_is_refused_naming_file_and_problem(tmp_path: Path, case: str) 
 
 def test_missing_path_is_refused(tmp_path: Path) -> None:
     refused(tmp_path / "nowhere.csv", "nowhere.csv", "no such file or directory")
+
+
+def test_fifo_is_named_as_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "mnist.csv"
+    os.mkfifo(fifo)
+    message = refused(fifo, "mnist.csv", "a FIFO (named pipe), not a regular file")
+    assert "empty" not in message
 
 
 def test_dir_without_data_is_refused(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ class ArchiveError(Exception):
 def read(source: Path | bytes, plan: Plan) -> dict[str, np.ndarray]:
     """The members the plan accepts, keyed by name; any problem is one ArchiveError."""
     try:
-        with zipfile.ZipFile(_open(source)) as zf:
+        with _open(source) as handle, zipfile.ZipFile(handle) as zf:
             infos = zf.infolist()
             if len(infos) > _MAX_MEMBERS:
                 raise ArchiveError(f"holds {len(infos)} members; an .npz of MNIST holds a few")
@@ -68,11 +68,12 @@ def read(source: Path | bytes, plan: Plan) -> dict[str, np.ndarray]:
             for info in infos:
                 _check_entry(info, seen)
                 with zf.open(info) as f:
-                    header = _header(f, info)
+                    header, header_bytes = _header(f, info)
                     verdict = plan(header)
                     if isinstance(verdict, str):
                         raise ArchiveError(verdict)
                     if verdict:
+                        _check_size(header, header_bytes, info)
                         arrays[header.name] = _body(f, header)
             return arrays
     except zipfile.BadZipFile as e:
@@ -84,13 +85,15 @@ def read(source: Path | bytes, plan: Plan) -> dict[str, np.ndarray]:
 def _open(source: Path | bytes) -> BinaryIO:
     """A seekable handle on the bytes; a non-zip is named as such, not as anything numpy guesses."""
     f = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
-    start = f.read(4)
-    f.seek(0)
-    if start != b"PK\x03\x04" and start != b"PK\x05\x06":  # a member, or an empty archive
+    try:
+        start = f.read(4)
+        if start not in (b"PK\x03\x04", b"PK\x05\x06"):  # a member, or an empty archive
+            what = "empty" if not start else f"starts with {start!r}"
+            raise ArchiveError(f"not an .npz (zip) archive ({what}); expected numpy.savez output")
+        _check_directory(f)
+    except BaseException:
         f.close()
-        what = "empty" if not start else f"starts with {start!r}"
-        raise ArchiveError(f"not an .npz (zip) archive ({what}); expected numpy.savez output")
-    _check_directory(f)
+        raise
     return f
 
 
@@ -123,7 +126,7 @@ def _check_entry(info: zipfile.ZipInfo, seen: set[str]) -> None:
     seen.add(info.filename)
 
 
-def _header(f: BinaryIO, info: zipfile.ZipInfo) -> Header:
+def _header(f: BinaryIO, info: zipfile.ZipInfo) -> tuple[Header, int]:
     """Parse the `.npy` magic and header only, refusing object dtypes before any data."""
     name = info.filename.removesuffix(".npy")
     try:
@@ -146,12 +149,16 @@ def _header(f: BinaryIO, info: zipfile.ZipInfo) -> Header:
             "numeric arrays without objects"
         )
     header = Header(name, tuple(shape), dtype, fortran)
+    return header, header_bytes
+
+
+def _check_size(header: Header, header_bytes: int, info: zipfile.ZipInfo) -> None:
+    """The zip's size for the member must be the header plus the data it declares, no more."""
     if info.file_size != header_bytes + header.nbytes:
         raise ArchiveError(
-            f"member {name!r} declares {header.describe()} ({header.nbytes:,} bytes) but the "
-            f"archive stores {info.file_size - header_bytes:,}; truncated or corrupt"
+            f"member {header.name!r} declares {header.describe()} ({header.nbytes:,} bytes) but "
+            f"the archive stores {info.file_size - header_bytes:,}; truncated or corrupt"
         )
-    return header
 
 
 def _body(f: BinaryIO, header: Header) -> np.ndarray:
