@@ -156,7 +156,7 @@ def import_file(src: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
         npz.write(target, arrays, compress=True)
         return target
     except OSError as e:
-        raise DataError(f"{directory}: cannot write there ({e.strerror})") from e
+        raise DataError(f"{directory}: cannot write there ({e.strerror or e})") from e
 
 
 def _import_idx_file(source: Path, directory: Path, name: str) -> Path:

@@ -75,7 +75,7 @@ def _write_cache(cache: Path, stamp: np.ndarray, x: np.ndarray, y: np.ndarray, c
     try:
         npz.write(cache, {"x_train": x, "y_train": y, "stamp": stamp}, compress=False)
     except OSError as e:
-        warnings.warn(f"could not cache {csv} in {cache}: {e.strerror}", stacklevel=4)
+        warnings.warn(f"could not cache {csv} in {cache}: {e.strerror or e}", stacklevel=4)
 
 
 def _parse(path: Path, dtype: type, options: dict) -> pd.DataFrame | None:
