@@ -264,6 +264,16 @@ def test_raw_idx_with_dotted_names(tmp_path: Path) -> None:
     assert np.array_equal(ds.x_train, x) and ds.x_test is None
 
 
+def test_idx_gz_in_several_members_loads(tmp_path: Path) -> None:
+    """gzip allows concatenated members (as `cat a.gz b.gz` makes); the streaming reader too."""
+    x, y = digits(6)
+    write_idx_dir(tmp_path, x, y)
+    raw = idx.encode(x.reshape(-1, 28, 28))
+    packed = gzip.compress(raw[:1000]) + gzip.compress(raw[1000:3000]) + gzip.compress(raw[3000:])
+    (tmp_path / f"{idx.TRAIN_IMAGES}.gz").write_bytes(packed)
+    assert np.array_equal(data.load(tmp_path).x_train, x)
+
+
 # --- bad files -----------------------------------------------------------------------------------
 
 

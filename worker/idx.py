@@ -1,7 +1,5 @@
 """The IDX format MNIST is published in: a big-endian header, then the raw uint8 values."""
 
-import gzip
-import io
 import math
 import os
 import struct
@@ -11,7 +9,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from worker import checks, limits
+from worker import checks, gunzip, limits
 from worker.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -96,28 +94,23 @@ def read(path: Path, ndim: int) -> np.ndarray:
             raw.seek(0)
             if not packed:
                 return _stream(raw, ndim, where, os.fstat(raw.fileno()).st_size)
-            with gzip.GzipFile(fileobj=raw) as stream:
-                return _stream(stream, ndim, where, None)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            return _stream(gunzip.Gunzip(raw), ndim, where, None)
+    except (EOFError, zlib.error) as e:
         raise DataError(f"{where}: truncated or corrupt gzip data ({e}); download it again") from e
     except OSError as e:
         raise DataError(f"{where}: cannot read ({e.strerror or e})") from e
 
 
-def decode(data: bytes, ndim: int, where: str) -> np.ndarray:
-    """Turn IDX bytes into a read-only uint8 array, refusing anything an MNIST file never holds."""
-    return _stream(io.BytesIO(data), ndim, where, len(data))
-
-
-def _stream(f: BinaryIO, ndim: int, where: str, size: int | None) -> np.ndarray:
+def _stream(f: BinaryIO | gunzip.Gunzip, ndim: int, where: str, size: int | None) -> np.ndarray:
     """Header, then exactly the values it declares, then nothing; size is known for raw files."""
     dims = _header(f, ndim, where, size)
     count = math.prod(dims)
     shape = "x".join(map(str, dims))
     values = np.empty(count, np.uint8)
-    done = f.readinto(values) if count else 0
-    while 0 < done < count:  # gzip hands back what one block inflates to
-        n = f.readinto(memoryview(values)[done:])
+    view = memoryview(values)
+    done = f.readinto(view) if count else 0
+    while 0 < done < count:  # a raw read may stop short of the whole
+        n = f.readinto(view[done:])
         if not n:
             break
         done += n
@@ -133,7 +126,9 @@ def _stream(f: BinaryIO, ndim: int, where: str, size: int | None) -> np.ndarray:
     return values.reshape(dims)
 
 
-def _header(f: BinaryIO, ndim: int, where: str, size: int | None) -> tuple[int, ...]:
+def _header(
+    f: BinaryIO | gunzip.Gunzip, ndim: int, where: str, size: int | None
+) -> tuple[int, ...]:
     """Magic and dims, checked against MNIST's shapes before the body is touched."""
     expected = _UBYTE << 8 | ndim  # 0x00000803 for images, 0x00000801 for labels
     head = f.read(4)
