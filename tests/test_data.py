@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from worker import data, idx
+from worker import data, idx, limits
 from worker.data import Dataset
 from worker.errors import DataError
 
@@ -554,3 +554,18 @@ def test_load_refuses_a_limit_that_is_not_a_positive_count(tmp_path: Path, limit
     write_idx_dir(tmp_path, *digits(3))
     with pytest.raises(ValueError, match="limit must be a positive number"):
         data.load(tmp_path, limit=limit)
+
+
+def test_row_and_byte_limits_are_refused_naming_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limits are far above MNIST; lowered here so small files can reach them."""
+    x, y = digits(5)
+    monkeypatch.setattr(limits, "MAX_IMAGES", 4)
+    refused(write_csv(tmp_path / "d.csv", x, y), "more than 4 rows; that is the limit")
+    np.savez(tmp_path / "a.npz", x_train=x, y_train=y)
+    refused(tmp_path / "a.npz", "x_train declares 5 rows; the limit is 4 images")
+    monkeypatch.setattr(limits, "MAX_IMAGES", 10)
+    monkeypatch.setattr(limits, "MAX_ARRAY_BYTES", 784 * 5 * 8 - 1)
+    np.savez(tmp_path / "b.npz", x_train=x.astype(np.float64), y_train=y)
+    refused(tmp_path / "b.npz", "x_train declares float64[5, 784] = 31,360 bytes", "uint8")
