@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-_CHUNK = 1 << 24  # bytes read per call into the array: large for speed, bounded for memory
+_CHUNK = 1 << 20  # bytes per read into the array: few calls, and buffers the allocator reuses
 _MAX_HEADER = 10_000  # numpy's own default limit on an .npy header
 _MAX_MEMBERS = 64
 _MAX_DIRECTORY = 1 << 20  # bytes of the zip's central directory: about 100 per member
@@ -84,7 +84,7 @@ def read(source: Path | bytes, plan: Plan) -> dict[str, np.ndarray]:
 
 def _open(source: Path | bytes) -> BinaryIO:
     """A seekable handle on the bytes; a non-zip is named as such, not as anything numpy guesses."""
-    f = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    f = source.open("rb") if isinstance(source, Path) else io.BytesIO(source)
     try:
         start = f.read(4)
         if start not in (b"PK\x03\x04", b"PK\x05\x06"):  # a member, or an empty archive

@@ -135,7 +135,7 @@ def _get(url: str, out: BinaryIO, name: str, timeout: float, progress: Progress 
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() else None
     done = 0
-    most = SIZES[name] + (1 << 20)  # gzip of MNIST is smaller than the raw file, never larger
+    most = SIZES[name] + (1 << 20)  # a gzip is never much bigger than what it holds
     with response:
         while chunk := _read(response):
             out.write(chunk)

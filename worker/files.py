@@ -37,7 +37,9 @@ def kind_of(path: Path) -> str | None:
         mode = path.stat().st_mode  # follows symlinks: a link to a device is a device
     except FileNotFoundError:
         return None
-    return _KINDS.get(stat.S_IFMT(mode), None if stat.S_ISREG(mode) else "not a regular file")
+    if stat.S_ISREG(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def check_writable(dest: Path) -> None:
