@@ -140,3 +140,21 @@ def _with_deflate_bomb(blob: bytes, header: bytes, zeros: int) -> bytes:
         for name, data in others:
             zf.writestr(name, data)
     return out.getvalue()
+
+
+def test_a_negative_dimension_is_a_corrupt_header() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("meta.npy", npy_header((-1,), "<U4"))
+    with pytest.raises(SnapshotError, match=r"corrupt .npy header \(shape \(-1,\)\)"):
+        snapshot.loads(buf.getvalue())
+
+
+def test_a_zero_width_meta_text_is_invalid_metadata() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good_blob())) as old, zipfile.ZipFile(buf, "w") as new:
+        for info in old.infolist():
+            data = npy_header((), "<U0") if info.filename == "meta.npy" else old.read(info)
+            new.writestr(info.filename, data)
+    with pytest.raises(SnapshotError, match="invalid metadata"):
+        snapshot.loads(buf.getvalue())

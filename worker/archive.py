@@ -143,6 +143,8 @@ def _header(f: BinaryIO, info: zipfile.ZipInfo) -> tuple[Header, int]:
         raise ArchiveError(
             f"member {name!r} has a truncated or corrupt .npy header ({text})"
         ) from e
+    if any(d < 0 for d in shape):
+        raise ArchiveError(f"member {name!r} has a corrupt .npy header (shape {shape})")
     if dtype.hasobject:
         raise ArchiveError(
             f"member {name!r} holds Python objects, which gradq never unpickles; save plain "
@@ -165,7 +167,7 @@ def _body(f: BinaryIO, header: Header) -> np.ndarray:
     """Exactly the declared bytes, read in chunks straight into the array."""
     shape = header.shape[::-1] if header.fortran else header.shape
     out = np.empty(shape, header.dtype)
-    view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
+    view = memoryview(out.reshape(-1).view(np.uint8)) if header.nbytes else memoryview(b"")
     done = 0
     while done < len(view):
         n = f.readinto(view[done : done + _CHUNK])
