@@ -1,8 +1,10 @@
 """Loading, validating and splitting MNIST: the real files, each format, each kind of bad file."""
 
 import gzip
+import io
 import os
 import stat
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from worker import data, idx, limits
 from worker.data import Dataset
@@ -569,3 +573,39 @@ def test_row_and_byte_limits_are_refused_naming_the_limit(
     monkeypatch.setattr(limits, "MAX_ARRAY_BYTES", 784 * 5 * 8 - 1)
     np.savez(tmp_path / "b.npz", x_train=x.astype(np.float64), y_train=y)
     refused(tmp_path / "b.npz", "x_train declares float64[5, 784] = 31,360 bytes", "uint8")
+
+
+def _npz_bytes() -> bytes:
+    buf = io.BytesIO()
+    x, y = digits(20)
+    np.savez_compressed(buf, x_train=x, y_train=y)
+    return buf.getvalue()
+
+
+NPZ = _npz_bytes()
+IDX_GZ = gzip.compress(idx.encode(digits(20)[0].reshape(-1, 28, 28)))
+
+
+@settings(max_examples=300, deadline=None)
+@example(which="npz", cut=len(NPZ), flips=[(28, 1)])  # zlib.error escaped numpy.load
+@given(
+    which=st.sampled_from(["npz", "gz"]),
+    cut=st.integers(0, 10**6),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
+)
+def test_damaged_files_load_or_are_one_data_error(which: str, cut: int, flips: list) -> None:
+    """Any truncation or flipped bytes in an .npz or an IDX .gz: a Dataset or one DataError."""
+    whole = NPZ if which == "npz" else IDX_GZ
+    damaged = bytearray(whole[: cut % (len(whole) + 1)])
+    for at, mask in flips:
+        if damaged:
+            damaged[at % len(damaged)] ^= mask
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = write_idx_dir(Path(tmp), *digits(20))  # the labels stay good
+        name = "mnist.npz" if which == "npz" else f"{idx.TRAIN_IMAGES}.gz"
+        (directory / name).write_bytes(bytes(damaged))
+        target = directory / name if which == "npz" else directory
+        try:
+            data.load(target)
+        except DataError as e:
+            assert "\n" not in str(e)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bombs import LIMIT, deflate_zeros, npy_header, one_member_zip
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from worker import nn, snapshot, train
 from worker.errors import SnapshotError
@@ -158,3 +160,27 @@ def test_a_zero_width_meta_text_is_invalid_metadata() -> None:
             new.writestr(info.filename, data)
     with pytest.raises(SnapshotError, match="invalid metadata"):
         snapshot.loads(buf.getvalue())
+
+
+BLOB = good_blob()
+AT = st.one_of(  # headers and the zip directory sit at the ends; W1's data fills the middle
+    st.integers(0, 400), st.integers(len(BLOB) - 1200, len(BLOB) - 1), st.integers(0, len(BLOB) - 1)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(cut=33582, flips=[(44, 1)])  # tokenize.TokenError escaped numpy's header parser
+@given(
+    cut=st.integers(0, len(BLOB)),
+    flips=st.lists(st.tuples(AT, st.integers(1, 255)), max_size=4),
+)
+def test_damaged_snapshot_bytes_load_or_are_one_snapshot_error(cut: int, flips: list) -> None:
+    """Any truncation or flipped bytes: a State or a SnapshotError, never another exception."""
+    damaged = bytearray(BLOB[:cut] if cut < len(BLOB) else BLOB)
+    for at, mask in flips:
+        if at < len(damaged):
+            damaged[at] ^= mask
+    try:
+        snapshot.loads(bytes(damaged))
+    except SnapshotError as e:
+        assert "\n" not in str(e)

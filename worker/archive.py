@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError  # numpy tokenizes .npy headers
 from typing import BinaryIO
 
 import numpy as np
@@ -138,7 +139,7 @@ def _header(f: BinaryIO, info: zipfile.ZipInfo) -> tuple[Header, int]:
         else:
             raise ValueError(f"unknown .npy version {version}")
         header_bytes = f.tell()
-    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as e:
+    except (ValueError, SyntaxError, TokenError, TypeError, RecursionError, MemoryError) as e:
         text = " ".join(str(e).split())[:160]
         raise ArchiveError(
             f"member {name!r} has a truncated or corrupt .npy header ({text})"
