@@ -226,6 +226,13 @@ def test_csv_cache_is_rebuilt_when_the_csv_changes(tmp_path: Path) -> None:
     assert len(list(cache.glob("*.npz"))) == 1  # replaced, not piled up
 
 
+def test_csv_with_old_mac_line_ends_loads(tmp_path: Path) -> None:
+    x, y = digits(3)
+    path = write_csv(tmp_path / "d.csv", x, y)
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+    assert np.array_equal(data.load(path).x_train, x)
+
+
 def test_csv_without_header_keeps_its_first_row(tmp_path: Path) -> None:
     x, y = digits(5)
     ds = data.load(write_csv(tmp_path / "d.csv", x, y, header=False), cache_dir=tmp_path / "c")
@@ -346,6 +353,12 @@ def file_with(name: str, content: bytes) -> Callable[[Path], Path]:
     return make
 
 
+def csv_not_utf8(d: Path) -> Path:
+    path = csv_text(d / "m.csv", [good_row()])
+    path.write_bytes(path.read_bytes() + b"\xff" + b",0" * 784 + b"\n")
+    return path
+
+
 def idx_shape(shape: tuple[int, ...]) -> Callable[[Path], Path]:
     def make(d: Path) -> Path:
         write_idx_dir(d, *digits(shape[0]), gz=False)
@@ -424,6 +437,7 @@ BAD_FILES = {
         ["more than 785 fields"],
     ),
     "csv label 1e30": (csv_cell(10**30, 0), ["row 3 has label 1e+30"]),
+    "csv bad utf-8": (csv_not_utf8, ["not UTF-8 text"]),
     "idx 27x28": (idx_shape((3, 27, 28)), ["images are 27x28; MNIST images are 28x28"]),
     "idx stray bytes": (idx_stray, ["stray bytes after the 4x28x28 values"]),
     "npz truncated": (truncated_npz, ["truncated or corrupt"]),

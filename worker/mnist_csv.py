@@ -94,6 +94,8 @@ def _parse(path: Path, dtype: type, options: dict) -> pd.DataFrame | None:
         raise DataError(f"{path}: {reason}; each row must be a label, then 784 pixels") from e
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason}); expected a CSV of numbers") from e
     except (ValueError, OverflowError):  # a cell that int16 (or float64) cannot hold
         return None
 
@@ -102,10 +104,11 @@ def _has_header(path: Path) -> bool:
     """Tell a header from a first data row, so a header-less CSV does not lose its first digit."""
     try:
         with path.open("rb") as f:
-            raw = f.readline(limits.MAX_LINE_BYTES + 1)
-        if len(raw) > limits.MAX_LINE_BYTES:
+            head = f.read(limits.MAX_LINE_BYTES + 1)
+        ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+        if not ends and len(head) > limits.MAX_LINE_BYTES:
             raise DataError(f"{path}: line 1 is longer than {_LINE_LIMIT}; {_ROW_RULE}")
-        line = raw.decode("utf-8-sig")
+        line = head[: min(ends, default=len(head))].decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a text file; expected a CSV of a label and 784 pixels") from e
     except OSError as e:
@@ -178,7 +181,7 @@ class _Lines(io.RawIOBase):
 
     def _check(self, chunk: np.ndarray) -> None:
         """Track the current line's length across chunks; raise when one passes the limit."""
-        ends = np.flatnonzero(chunk == ord("\n"))  # positions of newlines in this chunk
+        ends = np.flatnonzero((chunk == 10) | (chunk == 13))  # line ends: \n, \r or both
         if len(ends) == 0:
             longest, self._run = self._run + len(chunk), self._run + len(chunk)
         else:
