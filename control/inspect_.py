@@ -14,6 +14,7 @@ from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
+from worker import files
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RunArg = Annotated[int, typer.Argument(help="Run id.")]
@@ -192,6 +193,7 @@ def plot(
 
     Example: gradq plot 3 4 -o curves.png
     """
+    files.check_writable(output)
     try:
         import matplotlib
 
@@ -225,6 +227,7 @@ def plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(output, dpi=110)
+    with files.replacing(output) as f:  # never onto a device, FIFO or directory
+        fig.savefig(f, dpi=110, format=output.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
     typer.echo(f"wrote {output}")

@@ -13,7 +13,7 @@ from control.output import console, digit, pct, print_json, table
 from storage import runs, snapshots
 from storage.db import session_scope
 from worker import evaluate as ev
-from worker import runner, snapshot, train
+from worker import files, runner, snapshot, train
 from worker.errors import DataError
 
 SnapArg = Annotated[int, typer.Argument(help="Snapshot id (see `gradq snapshots RUN`).")]
@@ -82,6 +82,8 @@ def predict(
 
     Example: gradq predict 12 --index 7 --split test
     """
+    if png is not None:
+        files.check_writable(png)
     state, spec, _ = load(snapshot_id)
     x, y = arrays(spec, split)
     if index >= len(y):
@@ -128,11 +130,12 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 
     h, w = img.shape
     head = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    path.write_bytes(
+    files.write_bytes(
+        path,
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", head)
         + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
+        + chunk(b"IEND", b""),
     )
 
 
@@ -144,10 +147,7 @@ def export(
 
     Example: gradq export 12 -o model.npz
     """
+    files.check_writable(output)  # before the database is read
     _, _, blob = load(snapshot_id)
-    if output.is_dir():
-        raise ValueError(f"{output} is a directory; give a file name like model.npz")
-    tmp = output.with_name(output.name + ".partial")
-    tmp.write_bytes(blob)
-    tmp.replace(output)
+    files.write_bytes(output, blob)
     typer.echo(f"wrote {output} ({len(blob):,} bytes; load with numpy.load(allow_pickle=False))")

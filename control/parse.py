@@ -6,10 +6,21 @@ import math
 
 import typer
 
-from worker import nn
+from storage import runs
+from worker import limits, nn
 
 MAX_ITERATIONS = 10_000_000
 MAX_ID = 2**31 - 1
+
+
+def schedule(texts: list[str]) -> list[tuple[float, int]]:
+    """Repeated --stage values -> [(lr, iterations), ...], at most MAX_STAGES of them."""
+    if len(texts) > runs.MAX_STAGES:
+        raise typer.BadParameter(
+            f"{len(texts)} stages is too many; a run holds at most {runs.MAX_STAGES:,} "
+            "(use fewer, longer stages)"
+        )
+    return [stage(t) for t in texts]
 
 
 def stage(text: str) -> tuple[float, int]:
@@ -51,8 +62,9 @@ def hidden(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(f"{text!r} is not comma-separated widths (e.g. 10,10)") from None
     if not sizes or any(not 1 <= h <= nn.MAX_WIDTH for h in sizes):
         raise typer.BadParameter(f"hidden widths {text!r} must each be 1..{nn.MAX_WIDTH}")
-    if len(sizes) > 8:
-        raise typer.BadParameter(f"{len(sizes)} hidden layers is too many (at most 8)")
+    problem = limits.network_problem(sizes)  # at most 8 layers and 16 M parameters
+    if problem:
+        raise typer.BadParameter(problem)
     return sizes
 
 

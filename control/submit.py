@@ -15,7 +15,9 @@ from worker import nn
 
 StageOpt = Annotated[
     list[str] | None,
-    typer.Option("--stage", "-s", help="LR:ITERS, repeatable, run in order (e.g. 1.0:500)."),
+    typer.Option(
+        "--stage", "-s", help="LR:ITERS, repeatable, run in order (e.g. 1.0:500); at most 1000."
+    ),
 ]
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it ends.")]
 Local = Annotated[bool, typer.Option("--local", help="Train in this process; no broker needed.")]
@@ -30,7 +32,7 @@ def schedule_of(
     if not texts:
         raise typer.BadParameter("give at least one --stage LR:ITERS (e.g. --stage 0.5:500)")
     try:
-        return [parse.stage(t) for t in texts]
+        return parse.schedule(texts)
     except typer.BadParameter as e:
         raise typer.BadParameter(str(e), param_hint="'--stage'") from None
 
@@ -72,7 +74,9 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
 
 def train(
     stage: StageOpt = None,
-    hidden: Annotated[str, typer.Option(help="Hidden layer widths.")] = "10,10",
+    hidden: Annotated[
+        str, typer.Option(help="Hidden layer widths: at most 8 layers, 16 M parameters.")
+    ] = "10,10",
     act: Annotated[
         str | None, typer.Option(help="Activation per hidden layer: relu, sigmoid, tanh.")
     ] = None,

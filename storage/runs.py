@@ -12,6 +12,7 @@ from storage.models import Metric, Run, Snapshot, Stage, StageStatus
 
 INITS = ("uniform", "he")
 DTYPES = ("float32", "float64")
+MAX_STAGES = 1000  # per run: 10,000 one-iteration stages took 0.8 s each (issue 11)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,11 @@ def add_stages(session: Session, run_id: int, schedule: Sequence[tuple[float, in
         select(Stage).where(Stage.run_id == run_id).order_by(Stage.position.desc()).limit(1)
     ).first()
     position = last.position if last is not None else 0
+    if position + len(schedule) > MAX_STAGES:
+        raise ValueError(
+            f"run {run_id} would have {position + len(schedule):,} stages; a run holds at most "
+            f"{MAX_STAGES:,} (use fewer, longer stages, or fork a new run)"
+        )
     start_snapshot_id, start_iteration = _start_after(session, run, last)
     stages = []
     for lr, iterations in schedule:

@@ -1,15 +1,21 @@
 """Loading, validating and splitting MNIST: the real files, each format, each kind of bad file."""
 
 import gzip
+import io
 import os
+import stat
+import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from worker import data, idx
+from worker import data, idx, limits
 from worker.data import Dataset
 from worker.errors import DataError
 
@@ -220,6 +226,13 @@ def test_csv_cache_is_rebuilt_when_the_csv_changes(tmp_path: Path) -> None:
     assert len(list(cache.glob("*.npz"))) == 1  # replaced, not piled up
 
 
+def test_csv_with_old_mac_line_ends_loads(tmp_path: Path) -> None:
+    x, y = digits(3)
+    path = write_csv(tmp_path / "d.csv", x, y)
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+    assert np.array_equal(data.load(path).x_train, x)
+
+
 def test_csv_without_header_keeps_its_first_row(tmp_path: Path) -> None:
     x, y = digits(5)
     ds = data.load(write_csv(tmp_path / "d.csv", x, y, header=False), cache_dir=tmp_path / "c")
@@ -260,6 +273,16 @@ def test_raw_idx_with_dotted_names(tmp_path: Path) -> None:
         (tmp_path / name).rename(tmp_path / name.replace("-idx", ".idx"))
     ds = data.load(tmp_path)
     assert np.array_equal(ds.x_train, x) and ds.x_test is None
+
+
+def test_idx_gz_in_several_members_loads(tmp_path: Path) -> None:
+    """gzip allows concatenated members (as `cat a.gz b.gz` makes); the streaming reader too."""
+    x, y = digits(6)
+    write_idx_dir(tmp_path, x, y)
+    raw = idx.encode(x.reshape(-1, 28, 28))
+    packed = gzip.compress(raw[:1000]) + gzip.compress(raw[1000:3000]) + gzip.compress(raw[3000:])
+    (tmp_path / f"{idx.TRAIN_IMAGES}.gz").write_bytes(packed)
+    assert np.array_equal(data.load(tmp_path).x_train, x)
 
 
 # --- bad files -----------------------------------------------------------------------------------
@@ -330,6 +353,58 @@ def file_with(name: str, content: bytes) -> Callable[[Path], Path]:
     return make
 
 
+def csv_not_utf8(d: Path) -> Path:
+    path = csv_text(d / "m.csv", [good_row()])
+    path.write_bytes(path.read_bytes() + b"\xff" + b",0" * 784 + b"\n")
+    return path
+
+
+def idx_shape(shape: tuple[int, ...]) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        write_idx_dir(d, *digits(shape[0]), gz=False)
+        (d / idx.TRAIN_IMAGES).write_bytes(idx.encode(np.zeros(shape, np.uint8)))
+        return d / idx.TRAIN_IMAGES
+
+    return make
+
+
+def idx_stray(d: Path) -> Path:
+    write_idx_dir(d, *digits(4))
+    packed = d / f"{idx.TRAIN_IMAGES}.gz"
+    packed.write_bytes(gzip.compress(gzip.decompress(packed.read_bytes()) + b"extra"))
+    return packed
+
+
+def truncated_npz(d: Path) -> Path:
+    x, y = digits(50)
+    np.savez(d / "mnist.npz", x_train=x, y_train=y)
+    (d / "mnist.npz").write_bytes((d / "mnist.npz").read_bytes()[:-300])
+    return d / "mnist.npz"
+
+
+def npz_huge_header(d: Path) -> Path:
+    """An .npy header past numpy's 10,000-byte limit: it was called 'holds Python objects'."""
+    text = "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 784), }" + " " * 20000 + "\n"
+    npy = b"\x93NUMPY\x02\x00" + len(text).to_bytes(4, "little") + text.encode() + bytes(3136)
+    with zipfile.ZipFile(d / "mnist.npz", "w") as zf:
+        zf.writestr("x_train.npy", npy)
+    return d / "mnist.npz"
+
+
+def npz_member(name: str, content: bytes, *, link: bool = False) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        x, y = digits(4)
+        np.savez(d / "mnist.npz", x_train=x, y_train=y)
+        with zipfile.ZipFile(d / "mnist.npz", "a") as zf:
+            info = zipfile.ZipInfo(name)
+            if link:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, content)
+        return d / "mnist.npz"
+
+    return make
+
+
 X, Y = digits(4)
 BAD_FILES = {
     "truncated gz": (truncated_gz, ["truncated or corrupt gzip"]),
@@ -357,6 +432,19 @@ BAD_FILES = {
     "npz pixel 256": (npz_with(x_train=X.astype(int) + 1, y_train=Y), ["pixel 256", "x_train["]),
     "npz 27 wide": (npz_with(x_train=X[:, :-28], y_train=Y), ["x_train has shape (4, 756)"]),
     "unknown suffix": (file_with("m.txt", b"1,2"), ["unknown format"]),
+    "csv 786 fields first": (
+        lambda d: csv_text(d / "m.csv", [[*good_row(), 7]]),
+        ["more than 785 fields"],
+    ),
+    "csv label 1e30": (csv_cell(10**30, 0), ["row 3 has label 1e+30"]),
+    "csv bad utf-8": (csv_not_utf8, ["not UTF-8 text"]),
+    "idx 27x28": (idx_shape((3, 27, 28)), ["images are 27x28; MNIST images are 28x28"]),
+    "idx stray bytes": (idx_stray, ["stray bytes after the 4x28x28 values"]),
+    "npz truncated": (truncated_npz, ["truncated or corrupt"]),
+    "npz huge header": (npz_huge_header, ["corrupt .npy header"]),
+    "npz text member": (npz_member("notes.txt", b"hello"), ["'notes.txt' is not an .npy array"]),
+    "npz symlink member": (npz_member("link.npy", b"/etc/passwd", link=True), ["symlink"]),
+    "npz float128": (npz_with(x_train=X.astype(np.longdouble), y_train=Y), ["dtype float128"]),
     "lone idx file": (lambda d: truncated_raw(d), ["one IDX file is not a dataset"]),
 }
 
@@ -372,6 +460,13 @@ def test_bad_file_is_refused_naming_file_and_problem(tmp_path: Path, case: str) 
 
 def test_missing_path_is_refused(tmp_path: Path) -> None:
     refused(tmp_path / "nowhere.csv", "nowhere.csv", "no such file or directory")
+
+
+def test_fifo_is_named_as_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "mnist.csv"
+    os.mkfifo(fifo)
+    message = refused(fifo, "mnist.csv", "a FIFO (named pipe), not a regular file")
+    assert "empty" not in message
 
 
 def test_dir_without_data_is_refused(tmp_path: Path) -> None:
@@ -477,3 +572,54 @@ def test_load_refuses_a_limit_that_is_not_a_positive_count(tmp_path: Path, limit
     write_idx_dir(tmp_path, *digits(3))
     with pytest.raises(ValueError, match="limit must be a positive number"):
         data.load(tmp_path, limit=limit)
+
+
+def test_row_and_byte_limits_are_refused_naming_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limits are far above MNIST; lowered here so small files can reach them."""
+    x, y = digits(5)
+    monkeypatch.setattr(limits, "MAX_IMAGES", 4)
+    refused(write_csv(tmp_path / "d.csv", x, y), "more than 4 rows; that is the limit")
+    np.savez(tmp_path / "a.npz", x_train=x, y_train=y)
+    refused(tmp_path / "a.npz", "x_train declares 5 rows; the limit is 4 images")
+    monkeypatch.setattr(limits, "MAX_IMAGES", 10)
+    monkeypatch.setattr(limits, "MAX_ARRAY_BYTES", 784 * 5 * 8 - 1)
+    np.savez(tmp_path / "b.npz", x_train=x.astype(np.float64), y_train=y)
+    refused(tmp_path / "b.npz", "x_train declares float64[5, 784] = 31,360 bytes", "uint8")
+
+
+def _npz_bytes() -> bytes:
+    buf = io.BytesIO()
+    x, y = digits(20)
+    np.savez_compressed(buf, x_train=x, y_train=y)
+    return buf.getvalue()
+
+
+NPZ = _npz_bytes()
+IDX_GZ = gzip.compress(idx.encode(digits(20)[0].reshape(-1, 28, 28)))
+
+
+@settings(max_examples=300, deadline=None)
+@example(which="npz", cut=len(NPZ), flips=[(28, 1)])  # zlib.error escaped numpy.load
+@given(
+    which=st.sampled_from(["npz", "gz"]),
+    cut=st.integers(0, 10**6),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
+)
+def test_damaged_files_load_or_are_one_data_error(which: str, cut: int, flips: list) -> None:
+    """Any truncation or flipped bytes in an .npz or an IDX .gz: a Dataset or one DataError."""
+    whole = NPZ if which == "npz" else IDX_GZ
+    damaged = bytearray(whole[: cut % (len(whole) + 1)])
+    for at, mask in flips:
+        if damaged:
+            damaged[at % len(damaged)] ^= mask
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = write_idx_dir(Path(tmp), *digits(20))  # the labels stay good
+        name = "mnist.npz" if which == "npz" else f"{idx.TRAIN_IMAGES}.gz"
+        (directory / name).write_bytes(bytes(damaged))
+        target = directory / name if which == "npz" else directory
+        try:
+            data.load(target)
+        except DataError as e:
+            assert "\n" not in str(e)

@@ -4,6 +4,7 @@ import gzip
 import os
 import shutil
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from bombs import gzip_zeros
 
 from worker import data, fetch
 from worker.errors import FetchError
@@ -259,3 +261,37 @@ def test_mirrors_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
 def test_no_mirrors_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="no MNIST mirrors"):
         fetch.fetch(tmp_path, mirrors=[])
+
+
+def test_a_gzip_bomb_is_cut_off_at_the_published_size(tmp_path: Path) -> None:
+    """A mirror's .gz that inflates past the real file's size is dropped at that size."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / f"{NAMES[0]}.gz").write_bytes(gzip_zeros(64 << 20))  # 64 MB from 65 KB
+    with serve(mirror) as (url, _), pytest.raises(FetchError) as caught:
+        fetch.fetch(tmp_path / "data", mirrors=[url])
+    assert f"inflates past {fetch.SIZES[NAMES[0]]:,} bytes; not MNIST" in str(caught.value)
+    assert leftovers(tmp_path / "data") == []
+
+
+@pytest.mark.mnist
+def test_a_download_far_past_the_real_size_is_cut_off(tmp_path: Path, mnist_dir: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    images, labels = NAMES[0], NAMES[1]
+    (mirror / f"{images}.gz").symlink_to(mnist_dir / f"{images}.gz")
+    (mirror / f"{labels}.gz").write_bytes(os.urandom(fetch.SIZES[labels] + (2 << 20)))
+    with serve(mirror) as (url, _), pytest.raises(FetchError) as caught:
+        fetch.fetch(tmp_path / "data", mirrors=[url])
+    assert f"{labels}.gz: sent more than" in str(caught.value)
+    assert leftovers(tmp_path / "data") == sorted([images, f"{images}.gz"])
+
+
+@pytest.mark.mnist
+def test_fetch_never_replaces_a_fifo(tmp_path: Path, good_mirror: tuple[str, list[str]]) -> None:
+    target = tmp_path / "data"
+    target.mkdir()
+    os.mkfifo(target / NAMES[0])
+    with pytest.raises(FetchError, match="FIFO"):
+        fetch.fetch(target, mirrors=[good_mirror[0]])
+    assert stat.S_ISFIFO((target / NAMES[0]).lstat().st_mode)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import checks, idx, mnist_csv, npz
+from worker import checks, files, idx, mnist_csv, npz
 from worker.errors import DataError
-from worker.files import atomic_path
 
 PIXELS = 784  # 28 * 28
 _NO_DATA_HINT = "run `gradq data fetch` or `gradq data import FILE`"
@@ -157,15 +156,14 @@ def import_file(src: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
         npz.write(target, arrays, compress=True)
         return target
     except OSError as e:
-        raise DataError(f"{directory}: cannot write there ({e.strerror})") from e
+        raise DataError(f"{directory}: cannot write there ({e.strerror or e})") from e
 
 
 def _import_idx_file(source: Path, directory: Path, name: str) -> Path:
     """Import one of the four IDX files on its own, so they can be brought in one at a time."""
     values = idx.read_checked(source, idx.ndim_of(name))  # (N, 28, 28) or (N,) uint8
     target = directory / name
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(idx.encode(values))
+    files.write_bytes(target, idx.encode(values))
     return target
 
 
@@ -176,8 +174,7 @@ def _import_idx_dir(ds: Dataset, directory: Path) -> Path:
         parts |= {idx.TEST_IMAGES: ds.x_test, idx.TEST_LABELS: ds.y_test}
     for name, values in parts.items():
         shaped = values.reshape(-1, 28, 28) if values.ndim == 2 else values
-        with atomic_path(directory / name) as tmp:
-            tmp.write_bytes(idx.encode(shaped))
+        files.write_bytes(directory / name, idx.encode(shaped))
     return directory
 
 
@@ -204,6 +201,11 @@ def _resolve(path: Path) -> Path:
                 f"{idx.TRAIN_LABELS}(.gz), mnist.npz or mnist_train.csv ({_NO_DATA_HINT})"
             )
         return found
+    kind = files.kind_of(path)
+    if kind is not None:
+        raise DataError(
+            f"{path}: is {kind}, not a regular file; expected MNIST as a .csv or an .npz"
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file; expected MNIST as a .csv or an .npz")
     return path

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from worker import idx
+from worker import files, idx
 from worker.errors import FetchError
-from worker.files import atomic_path
 
 MIRRORS: list[str] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -24,6 +23,12 @@ FILES: dict[str, str] = {  # uncompressed name -> published md5 of the uncompres
     idx.TRAIN_LABELS: "a25bea736e30d166cdddb491f175f624",
     idx.TEST_IMAGES: "2646ac647ad5339dbf082846283269ea",
     idx.TEST_LABELS: "27ae3e4e09519cfbb04c329615203637",
+}
+SIZES: dict[str, int] = {  # uncompressed bytes: a mirror's gzip may inflate to no more
+    idx.TRAIN_IMAGES: 47_040_016,
+    idx.TRAIN_LABELS: 60_008,
+    idx.TEST_IMAGES: 7_840_016,
+    idx.TEST_LABELS: 10_008,
 }
 Progress = Callable[[str, int, int | None], None]  # (name, bytes done, bytes total or None)
 _CHUNK = 1 << 20
@@ -59,7 +64,7 @@ def fetch(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for name, md5 in FILES.items():
-            if _md5_raw(directory / name) == md5 or _unpack_local(directory, name, md5):
+            if _md5_raw(directory / name, name) == md5 or _unpack_local(directory, name, md5):
                 continue
             _download(directory, name, md5, bases, timeout, progress)
     except OSError as e:  # network errors become _MirrorError, so this is the local disk
@@ -74,9 +79,9 @@ def verify(data_dir: str | os.PathLike) -> dict[str, bool]:
     for name, md5 in FILES.items():
         raw, packed = directory / name, directory / f"{name}.gz"
         if raw.is_file():
-            result[name] = _md5_raw(raw) == md5
+            result[name] = _md5_raw(raw, name) == md5
         elif packed.is_file():
-            result[name] = _md5_gz(packed) == md5
+            result[name] = _md5_gz(packed, name) == md5
     return result
 
 
@@ -95,11 +100,12 @@ def _download(
         url = f"{base.rstrip('/')}/{name}.gz"
         try:
             with (
-                atomic_path(directory / f"{name}.gz") as packed,
-                atomic_path(directory / name) as raw,
+                files.replacing(directory / f"{name}.gz") as packed,
+                files.replacing(directory / name) as raw,
             ):
                 _get(url, packed, name, timeout, progress)
-                _gunzip_checked(packed, raw, md5)
+                packed.seek(0)
+                _gunzip_checked(packed, raw, name, md5)
             return
         except _MirrorError as e:
             failures.append(f"{url}: {e.reason}")
@@ -113,8 +119,8 @@ def _download(
     raise FetchError(f"{name}: no mirror had a good copy ({tried})")
 
 
-def _get(url: str, dest: Path, name: str, timeout: float, progress: Progress | None) -> None:
-    """Stream one URL into dest, reporting progress; any network trouble is a _MirrorError."""
+def _get(url: str, out: BinaryIO, name: str, timeout: float, progress: Progress | None) -> None:
+    """Stream one URL into out, reporting progress; any network trouble is a _MirrorError."""
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -129,10 +135,13 @@ def _get(url: str, dest: Path, name: str, timeout: float, progress: Progress | N
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() else None
     done = 0
-    with response, dest.open("xb") as out:
+    most = SIZES[name] + (1 << 20)  # a gzip is never much bigger than what it holds
+    with response:
         while chunk := _read(response):
             out.write(chunk)
             done += len(chunk)
+            if done > most:
+                raise _MirrorError(f"sent more than {most:,} bytes; not MNIST", reached=True)
             if progress is not None:
                 progress(name, done, total)
     if total is not None and done != total:
@@ -153,45 +162,55 @@ def _unpack_local(directory: Path, name: str, md5: str) -> bool:
     if not packed.is_file():
         return False
     try:
-        with atomic_path(directory / name) as raw:
-            _gunzip_checked(packed, raw, md5)
+        with packed.open("rb") as stream, files.replacing(directory / name) as raw:
+            _gunzip_checked(stream, raw, name, md5)
     except _MirrorError:
         return False
     return True
 
 
-def _gunzip_checked(packed: Path, dest: Path, md5: str) -> None:
-    """Decompress into dest while hashing; bad gzip or a wrong md5 is a _MirrorError."""
+def _gunzip_checked(packed: BinaryIO, out: BinaryIO, name: str, md5: str) -> None:
+    """Decompress into out while hashing; bad gzip, too much data or a wrong md5 is a
+    _MirrorError."""
     try:
-        with gzip.open(packed, "rb") as stream, dest.open("xb") as out:
-            got = _md5_of(stream, out)
+        with gzip.GzipFile(fileobj=packed) as stream:
+            got = _md5_of(stream, out, limit=SIZES[name])
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise _MirrorError(f"not valid gzip data ({e})", reached=True) from e
+    if got is None:
+        raise _MirrorError(f"inflates past {SIZES[name]:,} bytes; not MNIST", reached=True)
     if got != md5:
         raise _MirrorError(f"md5 {got} is not the published {md5}", reached=True)
 
 
-def _md5_raw(path: Path) -> str | None:
-    """md5 of a file, or None when it is not there."""
+def _md5_raw(path: Path, name: str) -> str | None:
+    """md5 of a file, or None when it is not there (or far too big to be it)."""
     if not path.is_file():
         return None
     with path.open("rb") as stream:
-        return _md5_of(stream)
+        return _md5_of(stream, limit=SIZES[name])
 
 
-def _md5_gz(path: Path) -> str | None:
-    """md5 of a gzip file's content, or None when it is not valid gzip."""
+def _md5_gz(path: Path, name: str) -> str | None:
+    """md5 of a gzip file's content, or None when it is not valid gzip (or inflates too far)."""
     try:
         with gzip.open(path, "rb") as stream:
-            return _md5_of(stream)
+            return _md5_of(stream, limit=SIZES[name])
     except (gzip.BadGzipFile, EOFError, zlib.error):
         return None
 
 
-def _md5_of(stream: BinaryIO, copy_to: BinaryIO | None = None) -> str:
-    """Hash a stream in chunks, optionally copying it, so 47 MB never sits in memory twice."""
+def _md5_of(
+    stream: BinaryIO, copy_to: BinaryIO | None = None, limit: int | None = None
+) -> str | None:
+    """Hash a stream in chunks, optionally copying it, so 47 MB never sits in memory twice;
+    None when it holds more than limit bytes."""
     digest = hashlib.md5(usedforsecurity=False)
+    done = 0
     while chunk := stream.read(_CHUNK):
+        done += len(chunk)
+        if limit is not None and done > limit:
+            return None
         digest.update(chunk)
         if copy_to is not None:
             copy_to.write(chunk)

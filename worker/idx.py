@@ -1,14 +1,15 @@
 """The IDX format MNIST is published in: a big-endian header, then the raw uint8 values."""
 
-import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from worker import checks
+from worker import checks, gunzip, limits
 from worker.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -53,11 +54,8 @@ def read_dir(directory: Path) -> Arrays:
 
 
 def read_checked(path: Path, ndim: int) -> np.ndarray:
-    """Read one file and check what the header cannot: 28x28 images, labels 0..9."""
+    """Read one file and check what the header cannot: labels 0..9."""
     values = read(path, ndim)  # (N, 28, 28) or (N,)
-    if ndim == 3 and values.shape[1:] != (28, 28):
-        height, width = values.shape[1:]
-        raise DataError(f"{path}: images are {height}x{width}; MNIST images are 28x28")
     if ndim == 1:
         checks.labels(values, str(path), lambda i: f"item {i}")
     return values
@@ -83,52 +81,81 @@ def _pair(directory: Path, images_name: str, labels_name: str) -> tuple[np.ndarr
 
 
 def read(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file, gzip or raw told apart by content, so a misnamed file still loads."""
+    """Read an IDX file, gzip or raw told apart by content, streaming only what the header allows.
+
+    The header is checked first (magic, then MNIST's shape and at most MAX_IMAGES items), then
+    exactly the declared bytes are read, so memory never exceeds what a valid file would need,
+    whatever the file's size or its gzip body inflates to.
+    """
+    where = str(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as raw:
+            packed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            if not packed:
+                return _stream(raw, ndim, where, os.fstat(raw.fileno()).st_size)
+            return _stream(gunzip.Gunzip(raw), ndim, where, None)
+    except (EOFError, zlib.error) as e:
+        raise DataError(f"{where}: truncated or corrupt gzip data ({e}); download it again") from e
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from e
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError(
-                f"{path}: truncated or corrupt gzip data ({e}); download it again"
-            ) from e
-    return decode(data, ndim, str(path))
+        raise DataError(f"{where}: cannot read ({e.strerror or e})") from e
 
 
-def decode(data: bytes, ndim: int, where: str) -> np.ndarray:
-    """Turn IDX bytes into a read-only uint8 array, refusing anything an MNIST file never holds."""
+def _stream(f: BinaryIO | gunzip.Gunzip, ndim: int, where: str, size: int | None) -> np.ndarray:
+    """Header, then exactly the values it declares, then nothing; size is known for raw files."""
+    dims = _header(f, ndim, where, size)
+    count = math.prod(dims)
+    shape = "x".join(map(str, dims))
+    values = np.empty(count, np.uint8)
+    view = memoryview(values)
+    done = f.readinto(view) if count else 0
+    while 0 < done < count:  # a raw read may stop short of the whole
+        n = f.readinto(view[done:])
+        if not n:
+            break
+        done += n
+    if done < count:
+        raise DataError(
+            f"{where}: truncated: the header promises {shape} = {count} values but the file "
+            f"holds {done}; download it again"
+        )
+    if f.read(1):
+        extra = f"{size - 4 - 4 * ndim - count} stray bytes" if size is not None else "stray bytes"
+        raise DataError(f"{where}: {extra} after the {shape} values in the header")
+    values.setflags(write=False)
+    return values.reshape(dims)
+
+
+def _header(
+    f: BinaryIO | gunzip.Gunzip, ndim: int, where: str, size: int | None
+) -> tuple[int, ...]:
+    """Magic and dims, checked against MNIST's shapes before the body is touched."""
     expected = _UBYTE << 8 | ndim  # 0x00000803 for images, 0x00000801 for labels
-    if not data:
+    head = f.read(4)
+    if not head:
         raise DataError(f"{where}: empty file; expected an IDX file ({_WHAT[ndim]})")
-    if len(data) < 4:
-        raise DataError(f"{where}: {len(data)} bytes is too short for an IDX file")
-    (magic,) = struct.unpack(">I", data[:4])
+    if len(head) < 4:
+        raise DataError(f"{where}: {len(head)} bytes is too short for an IDX file")
+    (magic,) = struct.unpack(">I", head)
     if magic != expected:
         hint = {0x0801: " (a label file)", 0x0803: " (an image file)"}.get(magic, "")
         raise DataError(
             f"{where}: wrong IDX magic 0x{magic:08x}{hint}; expected 0x{expected:08x} "
             f"({_WHAT[ndim]})"
         )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{where}: truncated: {len(data)} bytes is too short for the IDX header")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    count = math.prod(dims)
-    body = len(data) - header
-    shape = "x".join(map(str, dims))
-    if body < count:
+    packed = f.read(4 * ndim)
+    if len(packed) < 4 * ndim:
+        got = 4 + len(packed) if size is None else size
+        raise DataError(f"{where}: truncated: {got} bytes is too short for the IDX header")
+    dims = struct.unpack(f">{ndim}I", packed)
+    if ndim == 3 and dims[1:] != (28, 28):
+        raise DataError(f"{where}: images are {dims[1]}x{dims[2]}; MNIST images are 28x28")
+    if dims[0] > limits.MAX_IMAGES:
         raise DataError(
-            f"{where}: truncated: the header promises {shape} = {count} values but the file "
-            f"holds {body}; download it again"
+            f"{where}: the header declares {dims[0]:,} items; the limit is "
+            f"{limits.MAX_IMAGES:,} (MNIST has 60,000 + 10,000)"
         )
-    if body > count:
-        raise DataError(
-            f"{where}: {body - count} stray bytes after the {shape} values in the header"
-        )
-    return np.frombuffer(data, np.uint8, count=count, offset=header).reshape(dims)
+    return dims
 
 
 def encode(values: np.ndarray) -> bytes:

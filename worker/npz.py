@@ -1,22 +1,26 @@
 """MNIST as an .npz of x_train, y_train (and x_test, y_test), read without ever unpickling."""
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from worker import checks
+from worker import archive, checks, files, limits
 from worker.errors import DataError
-from worker.files import atomic_path
 
 PIXELS = 784  # 28 * 28
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+_IMAGE = ((PIXELS,), (28, 28))
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 def read(path: Path) -> Arrays:
     """Validated x_train (N, 784), y_train (N,), x_test (M, 784), y_test (M,) as uint8."""
-    arrays = _arrays(path)
+    return checked(path, arrays_of(path))
+
+
+def checked(path: Path, arrays: dict[str, np.ndarray]) -> Arrays:
+    """Validate arrays read from path: the train pair, optionally the test pair, all MNIST."""
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     has_test = [key in arrays for key in ("x_test", "y_test")]
     if missing or has_test.count(True) == 1:
@@ -30,36 +34,45 @@ def read(path: Path) -> Arrays:
 
 
 def write(path: Path, arrays: dict[str, np.ndarray], *, compress: bool) -> None:
-    """Save atomically, so a reader never sees half an archive."""
+    """Save through files.replacing, so a reader never sees half an archive."""
     save = np.savez_compressed if compress else np.savez
-    with atomic_path(path) as tmp, tmp.open("xb") as f:
+    with files.replacing(path) as f:
         save(f, **arrays)
 
 
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    """Open the archive with allow_pickle=False, so an object array is refused, never executed."""
+def arrays_of(path: Path, wanted: tuple[str, ...] = KEYS) -> dict[str, np.ndarray]:
+    """The wanted arrays, each header checked against limits before its bytes are read."""
+
+    def plan(h: archive.Header) -> bool | str:
+        if h.name not in wanted:
+            return False  # checked as a plain .npy, but never read
+        return _problem(h) or True
+
     try:
-        with path.open("rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise DataError(f"{path}: not an .npz (zip) archive; expected np.savez output")
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from e
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array; expected an .npz with x_train and y_train")
-    arrays = {}
-    with archive:
-        for key in archive.files:
-            try:
-                arrays[key] = archive[key]
-            except ValueError as e:
-                raise DataError(
-                    f"{path}: array {key!r} holds Python objects, which gradq never unpickles; "
-                    "save plain numeric arrays"
-                ) from e
-            except (OSError, EOFError, zipfile.BadZipFile) as e:
-                raise DataError(f"{path}: array {key!r} is unreadable ({e})") from e
-    return arrays
+        return archive.read(path, plan)
+    except archive.ArchiveError as e:
+        raise DataError(f"{path}: {e}") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def _problem(h: archive.Header) -> str | None:
+    """Why a header cannot be MNIST data, judged before a byte of it is read."""
+    rows = h.shape[0] if h.shape else 0
+    if h.dtype.kind not in "biuf" or h.dtype.itemsize > 8:
+        return f"array {h.name!r} has dtype {h.dtype}; expected plain numbers, like uint8"
+    if h.name.startswith("x_") and (len(h.shape) not in (2, 3) or h.shape[1:] not in _IMAGE):
+        return f"{h.name} has shape {h.shape}; expected (N, 784) or (N, 28, 28)"
+    if h.name.startswith("y_") and len(h.shape) != 1:
+        return f"{h.name} has shape {h.shape}; expected (N,) labels"
+    if rows > limits.MAX_IMAGES:
+        return f"{h.name} declares {rows:,} rows; the limit is {limits.MAX_IMAGES:,} images"
+    if h.nbytes > limits.MAX_ARRAY_BYTES:
+        return (
+            f"{h.name} declares {h.describe()} = {h.nbytes:,} bytes; the limit is "
+            f"{limits.MAX_ARRAY_BYTES:,} (store pixels as uint8)"
+        )
+    return None
 
 
 def _part(path: Path, arrays: dict, part: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,13 @@ import zipfile
 
 import numpy as np
 
-from worker import nn
+from worker import archive, limits, nn
 from worker.errors import SnapshotError
 from worker.train import State
 
 FORMAT = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: no wall clock in the bytes
+_INT_MAX = 2**31 - 1  # what the database's integer columns hold
 
 
 def sha256(blob: bytes) -> str:
@@ -59,33 +60,76 @@ def dumps(state: State) -> bytes:
 
 
 def loads(blob: bytes, where: str = "snapshot") -> State:
-    """A State from `.npz` bytes; anything malformed or carrying objects is a SnapshotError."""
+    """A State from `.npz` bytes; anything malformed, oversized or carrying objects is a
+    SnapshotError of one line, raised before anything the bytes claim is allocated."""
     try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise SnapshotError(f"{where}: not a readable .npz without objects ({e})") from e
+        meta_text = str(archive.read(blob, _meta_plan)["meta"])
+    except archive.ArchiveError as e:
+        raise SnapshotError(f"{where}: not a readable .npz without objects: {e}") from e
+    except KeyError:
+        raise SnapshotError(f"{where}: no meta member; not a gradq snapshot") from None
+    state = _state_of(meta_text, where)
+    shapes = dict(zip(state.arch.names(), state.arch.shapes(), strict=True))
+
+    def plan(h: archive.Header) -> bool | str:
+        if h.name not in shapes:
+            return False  # meta, read above, or a member gradq never uses
+        if h.shape != shapes[h.name] or h.dtype != state.arch.np_dtype:
+            return f"{h.name} is {h.describe()}; expected {state.arch.dtype}{list(shapes[h.name])}"
+        return True
+
     try:
-        meta = json.loads(str(arrays.pop("meta")))
-        arch = nn.Arch(
-            hidden=tuple(meta["hidden"]),
-            acts=tuple(meta["acts"]),
-            init=meta["init"],
-            dtype=meta["dtype"],
-            n_in=int(meta["n_in"]),
-            n_out=int(meta["n_out"]),
-        )
-        iteration, seed = int(meta["iteration"]), int(meta["seed"])
-        batch_size = None if meta["batch_size"] is None else int(meta["batch_size"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise SnapshotError(f"{where}: missing or invalid metadata ({e})") from e
-    params = []
-    for name, shape in zip(arch.names(), arch.shapes(), strict=True):
-        p = arrays.get(name)
-        if p is None or p.shape != shape or p.dtype != arch.np_dtype:
-            got = "missing" if p is None else f"{p.dtype}{list(p.shape)}"
-            raise SnapshotError(f"{where}: {name} is {got}; expected {arch.dtype}{list(shape)}")
-        params.append(np.ascontiguousarray(p))
-    if iteration < 0:
-        raise SnapshotError(f"{where}: negative iteration {iteration}")
-    return State(arch, params, iteration, seed, batch_size)
+        arrays = archive.read(blob, plan)
+    except archive.ArchiveError as e:
+        raise SnapshotError(f"{where}: {e}") from e
+    for name, shape in shapes.items():
+        if name not in arrays:
+            raise SnapshotError(
+                f"{where}: {name} is missing; expected {state.arch.dtype}{list(shape)}"
+            )
+    state.params = [np.ascontiguousarray(arrays[name]) for name in shapes]
+    return state
+
+
+def _meta_plan(h: archive.Header) -> bool | str:
+    """Read only meta, and only a short 0-d text."""
+    if h.name != "meta":
+        return False
+    if h.shape != () or h.dtype.kind != "U" or h.dtype.itemsize > 4 * limits.MAX_META_CHARS:
+        most = limits.MAX_META_CHARS
+        return f"meta is {h.describe()}; expected a JSON text of at most {most} characters"
+    return True
+
+
+def _state_of(text: str, where: str) -> State:
+    """The architecture and counters from meta, every field checked, parameters still empty."""
+    try:
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        widths = meta["hidden"]
+        if not isinstance(widths, list) or not widths:
+            raise ValueError("hidden is not a list of widths")
+        hidden = tuple(_whole({"hidden": w}, "hidden", 1, nn.MAX_WIDTH) for w in widths)
+        n_in, n_out = _whole(meta, "n_in", 1, nn.MAX_WIDTH), _whole(meta, "n_out", 1, nn.MAX_WIDTH)
+        problem = limits.network_problem(hidden, n_in, n_out)
+        if problem:
+            raise ValueError(problem)
+        acts = meta["acts"]
+        if not isinstance(acts, list) or not all(isinstance(a, str) for a in acts):
+            raise ValueError("acts is not a list of names")
+        arch = nn.Arch(hidden, tuple(acts), str(meta["init"]), str(meta["dtype"]), n_in, n_out)
+        iteration, seed = _whole(meta, "iteration", 0, _INT_MAX), _whole(meta, "seed", 0, _INT_MAX)
+        batch = None if meta["batch_size"] is None else _whole(meta, "batch_size", 1, _INT_MAX)
+    except (KeyError, TypeError, ValueError, RecursionError) as e:
+        text = " ".join(str(e).split())[:200] or type(e).__name__
+        raise SnapshotError(f"{where}: missing or invalid metadata ({text})") from e
+    return State(arch, [], iteration, seed, batch)
+
+
+def _whole(meta: dict, key: str, low: int, high: int) -> int:
+    """meta[key] as a whole number within low..high (JSON allows 10**30, the database does not)."""
+    v = meta[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise ValueError(f"{key} {str(v)[:40]} is not a whole number in {low}..{high:,}")
+    return v
