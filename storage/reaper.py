@@ -46,7 +46,8 @@ def ready_stage_ids(session: Session, queue: str | list[str] | None = None) -> l
 def queues_of(session: Session, stage_ids: list[int]) -> dict[int, str]:
     """Each stage's run queue: where its messages go, whoever sends them."""
     query = select(Stage.id, Run.queue).join(Run, Run.id == Stage.run_id)
-    return dict(session.execute(query.where(Stage.id.in_(stage_ids))).tuples().all())
+    rows = session.execute(query.where(Stage.id.in_(stage_ids)))
+    return {stage_id: queue for stage_id, queue in rows}
 
 
 def mark_sent(session: Session, stage_ids: list[int]) -> None:

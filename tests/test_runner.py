@@ -112,19 +112,18 @@ def test_a_pause_that_arrives_as_a_stage_ends_pauses_the_next(engine, small_mnis
     first, second = make_run(engine, small_mnist, [(0.5, 20), (0.5, 20)])
     with session_scope(engine) as s:
         assert stages.claim_stage(s, first, "w", 10)
-    # the request lands after the last step: the worker sees it only when it finishes
-    real_hold = runner.Slice.hold
+    # the request lands after the last step: the worker sees it only when it ends the slice
+    real_end = stages.end_slice
 
-    def hold_then_pause(self, session):
-        if self.done == 20:
-            session.execute(update(Stage).where(Stage.id == first).values(requested="pause"))
-        return real_hold(self, session)
+    def pause_then_end(session, stage_id, wid, **kw):
+        session.execute(update(Stage).where(Stage.id == first).values(requested="pause"))
+        return real_end(session, stage_id, wid, **kw)
 
-    runner.Slice.hold = hold_then_pause
+    stages.end_slice = pause_then_end
     try:
         out = runner._train_slice(engine, FAST, first, "w")
     finally:
-        runner.Slice.hold = real_hold
+        stages.end_slice = real_end
     assert out.status == "succeeded" and out.send is None
     with session_scope(engine) as s:
         assert stages.get_stage(s, second).status is StageStatus.PAUSED
