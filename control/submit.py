@@ -40,21 +40,23 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
     engine = context.engine()
     if local:
         failure: list[BaseException] = []
+        done = threading.Event()  # not Thread.join: on 3.11 a join cut by Ctrl-C never waits again
 
         def work() -> None:
             try:
                 jobs.run_local(engine, run_id)
             except BaseException as e:  # re-raised in the main thread, after the display
                 failure.append(e)
+            finally:
+                done.set()
 
-        worker_thread = threading.Thread(target=work, name="gradq-local", daemon=True)
-        worker_thread.start()
+        threading.Thread(target=work, name="gradq-local", daemon=True).start()
         try:
             if not as_json:
-                follow(engine, run_id, keep_going=worker_thread.is_alive)
-            worker_thread.join()
+                follow(engine, run_id, keep_going=lambda: not done.is_set())
+            done.wait()
         except KeyboardInterrupt:
-            _pause_here(engine, run_id, worker_thread)
+            _pause_here(engine, run_id, done)
         if failure:
             raise failure[0]
     elif watch and as_json:
@@ -71,7 +73,7 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
         )
 
 
-def _pause_here(engine, run_id: int, worker_thread: threading.Thread) -> None:
+def _pause_here(engine, run_id: int, done: threading.Event) -> None:
     """Ctrl-C while training here: pause the run with a snapshot, say where, exit 130.
 
     A second Ctrl-C leaves at once; the stage is then taken over by the next `continue
@@ -79,7 +81,7 @@ def _pause_here(engine, run_id: int, worker_thread: threading.Thread) -> None:
     """
     jobs.pause_run(engine, run_id)
     typer.echo("stopping at the next step, with a snapshot (Ctrl-C again to quit now)", err=True)
-    worker_thread.join()
+    done.wait()
     at = jobs.stopped_at(engine, run_id)
     typer.echo(
         f"paused run {run_id} at iteration {at}; go on with `gradq continue --local {run_id}`",

@@ -1,0 +1,78 @@
+"""Ctrl-C while training here (`--local`): the stage pauses with a snapshot, one line says so,
+and `gradq continue --local RUN` picks it up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures_services import ROOT
+from helpers_worker import wait_for
+
+from storage import metrics, migrate, stages
+from storage.db import make_engine, session_scope
+from storage.models import StageStatus
+
+pytestmark = [pytest.mark.slow]
+
+
+def start(home: Path, *args: object) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "GRADQ_HOME": str(home),
+        "GRADQ_HEARTBEAT_SECONDS": "0.3",
+        "GRADQ_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("GRADQ_DATABASE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "control", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def top(engine, run_id: int = 1) -> int:
+    with session_scope(engine) as s:
+        return max((m.iteration for m in metrics.metrics_of(s, run_id)), default=-1)
+
+
+def interrupt(proc: subprocess.Popen, engine, beyond: int) -> tuple[int, str]:
+    """Ctrl-C once the run stored a point past `beyond`; (exit code, stderr)."""
+    wait_for(lambda: top(engine) > beyond or proc.poll() is not None, what="training")
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_ctrl_c_pauses_with_a_snapshot_and_continue_local_goes_on(tmp_path, small_mnist):
+    home = tmp_path / "home"
+    run = ("--stage", "0.5:1000000", "--data", small_mnist, "--dev-size", 500, "--json")
+    first = start(home, "train", "--local", *run)
+    engine = make_engine(f"sqlite:///{home / 'gradq.db'}")
+    wait_for(lambda: (home / "gradq.db").exists() or first.poll() is not None, what="the db")
+    migrate.ensure_schema(engine)
+    code, err = interrupt(first, engine, 100)
+    assert code == 130, err
+    assert "Traceback" not in err
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("paused run 1 at iteration ") and "gradq continue --local 1" in said
+    with session_scope(engine) as s:
+        (stage,) = stages.stages_of(s, 1)
+    assert stage.status is StageStatus.PAUSED and stage.end_snapshot_id is not None, err
+    stopped = top(engine)
+    second = start(home, "continue", "--local", 1, "--json")  # picks the paused stage up
+    code, err = interrupt(second, engine, stopped)
+    assert code == 130 and "Traceback" not in err, err
+    with session_scope(engine) as s:
+        (stage,) = stages.stages_of(s, 1)
+    assert stage.status is StageStatus.PAUSED and stage.iterations_done > stopped
+    engine.dispose()
