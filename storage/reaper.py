@@ -51,11 +51,15 @@ def queues_of(session: Session, stage_ids: list[int]) -> dict[int, str]:
 
 
 def mark_sent(session: Session, stage_ids: list[int]) -> None:
-    """Record that a message for each stage went out now."""
+    """Record that a message for each waiting stage went out now (a finished one is left as
+    it is: its message will be dropped)."""
     if stage_ids:
         session.execute(
             update(Stage)
-            .where(Stage.id.in_(stage_ids))
+            .where(
+                Stage.id.in_(stage_ids),
+                Stage.status.in_([StageStatus.QUEUED, StageStatus.RUNNING]),
+            )
             .values(sent_at=utcnow(), updated_at=Stage.updated_at),
             execution_options=NO_SYNC,
         )
