@@ -263,15 +263,12 @@ def _succeed(
 
 
 def _set(session: Session, stage_id: int, status: StageStatus, **extra: object) -> None:
-    """The holder's stage leaves `running`: the lease ends with it (the caller proved it)."""
-    values: dict[str, object] = {
-        "status": status,
-        "requested": None,
-        "worker": None,
-        "heartbeat_at": None,
-        "updated_at": utcnow(),
-        **extra,
-    }
+    """The holder's stage leaves `running` (the caller proved the lease). A finished stage keeps
+    who ran it last, for `show`; a queued or paused one is free for any worker."""
+    values: dict[str, object] = {"status": status, "requested": None, "updated_at": utcnow()}
+    if status in WAITING:
+        values |= {"worker": None, "heartbeat_at": None}
+    values |= extra
     if status is StageStatus.SUCCEEDED:
         values["iterations_done"] = Stage.iterations
     if status is StageStatus.CANCELLED:
@@ -370,8 +367,6 @@ def fail_stage(session: Session, stage_id: int, worker_id: str | None, error: st
             status=StageStatus.FAILED,
             error=error,
             requested=None,
-            worker=None,
-            heartbeat_at=None,
             finished_at=utcnow(),
             updated_at=utcnow(),
         )
