@@ -3,6 +3,7 @@ and `gradq continue --local RUN` picks it up."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,11 +12,15 @@ from pathlib import Path
 
 import pytest
 from fixtures_services import ROOT
-from helpers_worker import wait_for
+from helpers_worker import new_run, stage_ids, wait_for
+from sqlalchemy import update
+from typer.testing import CliRunner
 
+from control.cli import app as cli
 from storage import metrics, migrate, stages
+from storage.clock import ago
 from storage.db import make_engine, session_scope
-from storage.models import StageStatus
+from storage.models import Stage, StageStatus
 
 pytestmark = [pytest.mark.slow]
 
@@ -75,4 +80,22 @@ def test_ctrl_c_pauses_with_a_snapshot_and_continue_local_goes_on(tmp_path, smal
     with session_scope(engine) as s:
         (stage,) = stages.stages_of(s, 1)
     assert stage.status is StageStatus.PAUSED and stage.iterations_done > stopped
+    engine.dispose()
+
+
+def test_continue_local_takes_over_a_stage_whose_process_died(home, small_mnist, monkeypatch):
+    monkeypatch.setenv("GRADQ_LEASE_GRACE", "30")
+    engine = make_engine(f"sqlite:///{home / 'gradq.db'}")
+    migrate.upgrade(engine)
+    (stage_id,) = stage_ids(engine, new_run(engine, small_mnist, [(0.5, 100)]))
+    with session_scope(engine) as s:
+        assert stages.claim_stage(s, stage_id, "local:killed", 30)  # then killed (-9)
+    held = CliRunner().invoke(cli, ["continue", "--local", "1", "--json"], prog_name="gradq")
+    assert held.exit_code == 1 and "Traceback" not in held.stderr
+    assert "held by another worker" in held.stderr and len(held.stderr.splitlines()) == 1
+    with session_scope(engine) as s:  # its lease lapses
+        s.execute(update(Stage).where(Stage.id == stage_id).values(heartbeat_at=ago(31)))
+    done = CliRunner().invoke(cli, ["continue", "--local", "1", "--json"], prog_name="gradq")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "succeeded"
     engine.dispose()

@@ -527,3 +527,19 @@ def get_snapshot_id(session, run_id: int, iteration: int) -> int:
     return session.scalar(
         select(Snapshot.id).where(Snapshot.run_id == run_id, Snapshot.iteration == iteration)
     )
+
+
+def test_a_stage_lost_again_waits_longer_before_it_is_sent(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 10)])
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "w0", 30)
+    lapse(engine, stage_id)
+    with session_scope(engine) as session:
+        assert claim_stage(session, stage_id, "w1", 30)  # taken over once
+        assert get_stage(session, stage_id).takeovers == 1
+    lapse(engine, stage_id, 45)  # lost again: past its grace, not yet past twice the grace
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == []
+    lapse(engine, stage_id, 61)
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == [stage_id]
