@@ -30,6 +30,7 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
+MAX_ERROR_CHARS = 2000  # what a stage stores of an error message
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,6 @@ def _fields(p: train.Point) -> dict[str, float | None]:
         "lr": p.lr,
         "wall": p.wall,
     }
-
-
-MAX_ERROR_CHARS = 2000  # what a stage stores of an error message
 
 
 def run_slice(
