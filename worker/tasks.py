@@ -10,9 +10,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import Task, signals
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
 from storage import identity, migrate, reaper, stages
@@ -165,9 +168,35 @@ def _child_start(**_: object) -> None:
     threadpool_limits(settings_from_env().blas_threads)
 
 
+_reaping = threading.Lock()  # held while the reaper's transaction is open
+_forks_guarded = False
+
+
+@contextmanager
+def reaper_session(eng: Engine) -> Iterator[Session]:
+    """The reaper's transaction; no pool process is forked while it is open (guard_forks)."""
+    with _reaping, session_scope(eng) as session:
+        yield session
+
+
+def guard_forks() -> None:
+    """Never fork a pool process in the middle of the reaper's transaction: SQLite keeps its
+    locks' state in process memory, and a child that inherits a write in progress waits on it
+    forever ("database is locked")."""
+    global _forks_guarded
+    if not _forks_guarded:
+        os.register_at_fork(
+            before=_reaping.acquire,
+            after_in_parent=_reaping.release,
+            after_in_child=_reaping.release,
+        )
+        _forks_guarded = True
+
+
 @signals.worker_ready.connect
 def _start_reaper(sender: object = None, **_: object) -> None:
     """The worker's main process watches for lost stages and sends them again."""
+    guard_forks()
     threading.Thread(target=_reap_forever, name="gradq-reaper", daemon=True).start()
 
 
@@ -194,7 +223,7 @@ def reap_once(eng: Engine) -> list[int]:
     """
     s = settings_from_env()
     queues = served_queues()
-    with session_scope(eng) as session:
+    with reaper_session(eng) as session:
         given_up = stages.reap(session, s.lease_grace)
         due = reaper.take_due(session, s.lease_grace, s.reaper_seconds, queues)
         where = reaper.queues_of(session, due)
