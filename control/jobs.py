@@ -17,6 +17,7 @@ from storage.models import StageStatus
 from storage.stages import Outcome
 from worker import data, nn, runner
 from worker.errors import DataError
+from worker.queues import plain_queues
 from worker.settings import settings_from_env
 
 
@@ -71,6 +72,12 @@ def create(
 ) -> int:
     """Store a run and its schedule, on the queue this shell submits to."""
     a = opts.arch
+    queues = plain_queues(settings_from_env().queue)
+    if len(queues) > 1:
+        raise ValueError(
+            f"GRADQ_QUEUE={','.join(queues)!r}: a run is submitted to one queue "
+            "(a worker may serve several: `gradq worker -Q a,b`)"
+        )
     with session_scope(engine) as s:
         return runs.create_run(
             s,
@@ -87,7 +94,7 @@ def create(
             batch_size=opts.batch_size,
             parent_snapshot_id=parent_snapshot_id,
             stages=schedule,
-            queue=settings_from_env().queue,
+            queue=queues[0],
         )
 
 

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from storage import identity, migrate, reaper, stages
 from storage.db import make_engine, session_scope
 from storage.db import settings_from_env as storage_settings
-from storage.errors import StorageError
+from storage.errors import NotFound, StorageError
 from worker import runner
 from worker.celery_app import app
 from worker.queues import broker_queue, plain_queues, split_broker_queue
@@ -100,7 +100,10 @@ def send_stages(eng: Engine, stage_ids: list[int]) -> list[str]:
     with session_scope(eng, readonly=True) as s:
         queues = reaper.queues_of(s, stage_ids)
         database = identity.database_id(s)
-    ids = publish([(i, queues[i]) for i in stage_ids if i in queues], database)
+    missing = [i for i in stage_ids if i not in queues]
+    if missing:
+        raise NotFound(f"no stage {missing[0]}")
+    ids = publish([(i, queues[i]) for i in stage_ids], database)
     with session_scope(eng) as s:
         reaper.mark_sent(s, stage_ids)
     return ids
@@ -149,8 +152,7 @@ def _pass_on(task: Task, stage_id: int, database: str) -> dict:
             came,
         )
         return {"stage": stage_id, "status": "stray", "detail": f"left for {database}"}
-    with app.connection_for_write(settings_from_env().broker_url) as conn:
-        app.send_task(TASK, args=[stage_id, database], queue=target, connection=conn)
+    publish([(stage_id, queue)], database)
     log.warning(
         "stage %s is of database %s, not this worker's (%s): passed it on to queue %s",
         stage_id,
