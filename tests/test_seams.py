@@ -144,3 +144,15 @@ def test_a_lost_message_is_sent_again_behind_a_busy_queue(sqlite_stack, small_mn
         cancel.request_cancel(s, run_id=busy_run)  # free the worker
     (stage,) = wait_run(engine, lost_run)
     assert (stage.status, stage.attempts) == (StageStatus.SUCCEEDED, 1)
+
+
+def test_one_worker_serves_several_queues(sqlite_stack, small_mnist):
+    first, second = (f"{sqlite_stack.env['GRADQ_QUEUE']}-{x}" for x in ("x", "y"))
+    engine = stack_engine(sqlite_stack)
+    worker = sqlite_stack.start_worker(GRADQ_QUEUE=f"{first},{second}")
+    run_ids = [new_run(engine, small_mnist, [(0.5, 50)], queue=q) for q in (first, second)]
+    for run_id in run_ids:
+        tasks.send_stage(stage_ids(engine, run_id)[0])  # to its run's queue
+    for run_id in run_ids:
+        (stage,) = wait_run(engine, run_id)
+        assert stage.status is StageStatus.SUCCEEDED and slices_in(worker, stage.id) == 1
