@@ -27,6 +27,6 @@ def plain_queues(text: str) -> list[str]:
     if not names or bad:
         raise ValueError(
             f"queue names {text!r}: give plain names separated by commas, without "
-            f"{SEPARATOR!r} (gradq adds the database: {broker_queue('gradq', 'id' * 6)})"
+            f"{SEPARATOR!r} (gradq adds the database itself, e.g. gradq@3f2a9c1b0d4e)"
         )
     return names
