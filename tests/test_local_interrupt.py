@@ -26,14 +26,13 @@ pytestmark = [pytest.mark.slow]
 
 
 def start(home: Path, *args: object) -> subprocess.Popen:
-    env = {
-        **os.environ,
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADQ_")}  # hermetic
+    env |= {
         "GRADQ_HOME": str(home),
         "GRADQ_HEARTBEAT_SECONDS": "0.3",
         "GRADQ_THREADS": "1",
         "PYTHONPATH": str(ROOT),
     }
-    env.pop("GRADQ_DATABASE_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "control", *map(str, args)],
         cwd=ROOT,
@@ -85,6 +84,7 @@ def test_ctrl_c_pauses_with_a_snapshot_and_continue_local_goes_on(tmp_path, smal
 
 def test_continue_local_takes_over_a_stage_whose_process_died(home, small_mnist, monkeypatch):
     monkeypatch.setenv("GRADQ_LEASE_GRACE", "30")
+    monkeypatch.delenv("GRADQ_QUEUE", raising=False)
     engine = make_engine(f"sqlite:///{home / 'gradq.db'}")
     migrate.upgrade(engine)
     (stage_id,) = stage_ids(engine, new_run(engine, small_mnist, [(0.5, 100)]))
