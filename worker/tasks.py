@@ -209,7 +209,7 @@ def queue_depth(queue: str | None = None, database: str | None = None) -> int:
     if database is None:
         try:
             database = database_id()
-        except StorageError:  # no database to name: the queue as older clients named it
+        except (StorageError, ValueError, OSError):  # no database to name: the plain queue
             database = None
     name = broker_queue(queue or s.queue, database) if database else queue or s.queue
     with app.connection_for_read(s.broker_url) as conn:
