@@ -59,8 +59,8 @@ def live_workers(timeout: float = 1.0) -> list[str]:
 
 
 def send(stage_ids: list[int]) -> None:
-    """Queue a message for each stage (a worker drops any it cannot run yet)."""
+    """Queue a message for each stage on its run's queue and this database (whatever
+    GRADQ_QUEUE says now); a worker drops any it cannot run yet."""
     from worker import tasks
 
-    for stage_id in stage_ids:
-        tasks.send_stage(stage_id)
+    tasks.send_stages(engine(), stage_ids)

@@ -14,8 +14,10 @@ from control import context
 from storage import reaper, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
+from storage.stages import Outcome
 from worker import data, nn, runner
 from worker.errors import DataError
+from worker.queues import plain_queues
 from worker.settings import settings_from_env
 
 
@@ -70,6 +72,12 @@ def create(
 ) -> int:
     """Store a run and its schedule, on the queue this shell submits to."""
     a = opts.arch
+    queues = plain_queues(settings_from_env().queue)
+    if len(queues) > 1:
+        raise ValueError(
+            f"GRADQ_QUEUE={','.join(queues)!r}: a run is submitted to one queue "
+            "(a worker may serve several: `gradq worker -Q a,b`)"
+        )
     with session_scope(engine) as s:
         return runs.create_run(
             s,
@@ -86,7 +94,7 @@ def create(
             batch_size=opts.batch_size,
             parent_snapshot_id=parent_snapshot_id,
             stages=schedule,
-            queue=settings_from_env().queue,
+            queue=queues[0],
         )
 
 
@@ -141,20 +149,61 @@ Progress = Callable[[int, int, float | None], None]  # (stage id, iterations don
 
 
 def run_local(engine: Engine, run_id: int, on_progress: Progress | None = None) -> list[str]:
-    """Train the run's ready stages in this process, in order; returns each stage's outcome."""
+    """Train the run's stages in this process, in order; returns each stage's outcome.
+
+    A stage still `running` is taken over once its lease lapsed (a `--local` process killed
+    mid-stage); one a live worker holds is refused with a line saying so.
+    """
     settings = replace(settings_from_env(), slice_seconds=math.inf)
     outcomes = []
     wid = f"local:{runner.worker_id()}"
-    stage_ids = ready_stages(engine, run_id)
-    while stage_ids:
-        out = runner.run_slice(engine, settings, stage_ids[0], wid)
-        outcomes.append(out.status)
-        if out.status != "succeeded":
-            if out.status == "failed":
-                raise ValueError(f"stage {out.stage_id} failed: {out.detail}")
+    while (stage_id := _local_next(engine, run_id)) is not None:
+        out = runner.run_slice(engine, settings, stage_id, wid)
+        outcomes.append(str(out.status))
+        if out.status is Outcome.FAILED:
+            raise ValueError(f"stage {out.stage_id} failed: {out.detail}")
+        if out.status is Outcome.DROPPED and "held by" in out.detail:
+            raise ValueError(
+                f"stage {stage_id} of run {run_id} is held by another worker; it can be taken "
+                f"over {settings.lease_grace:g} s after that worker's last heartbeat"
+            )
+        if out.status is not Outcome.SUCCEEDED:
             break
-        stage_ids = ready_stages(engine, run_id)
     return outcomes
+
+
+def _local_next(engine: Engine, run_id: int) -> int | None:
+    """The run's next stage if it is queued or running (paused and finished ones wait)."""
+    with session_scope(engine, readonly=True) as s:
+        nxt = stages.next_stage(s, run_id)
+        ok = nxt is not None and nxt.status in (StageStatus.QUEUED, StageStatus.RUNNING)
+        return nxt.id if ok else None  # type: ignore[union-attr]
+
+
+def resume_run(engine: Engine, run_id: int) -> list[int]:
+    """Put the run's paused stages back in the queue; returns them."""
+    with session_scope(engine) as s:
+        return stages.resume(s, run_id=run_id)
+
+
+def unfinished(engine: Engine, run_id: int) -> bool:
+    """Whether the run has a queued, running or paused stage."""
+    with session_scope(engine, readonly=True) as s:
+        return stages.next_stage(s, run_id) is not None
+
+
+def pause_run(engine: Engine, run_id: int) -> None:
+    """Ask the run's stages to pause: a running one stops at its next heartbeat with a
+    snapshot, queued ones at once."""
+    with session_scope(engine) as s:
+        stages.request_pause(s, run_id=run_id)
+
+
+def stopped_at(engine: Engine, run_id: int) -> int | None:
+    """The iteration of the run's newest snapshot (None before the first)."""
+    with session_scope(engine, readonly=True) as s:
+        latest = snapshots.latest_snapshot(s, run_id, verified=False)
+        return latest.iteration if latest is not None else None
 
 
 def info_for(dataset: str) -> dict:

@@ -10,6 +10,7 @@ from control import context, jobs, parse
 from storage import cancel as requests
 from storage import retention, stages
 from storage.db import session_scope
+from worker.settings import settings_from_env as worker_settings
 
 RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
 StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id instead of a run.")]
@@ -32,14 +33,20 @@ def _say(verb: str, done: requests.Requested) -> None:
     typer.echo("; ".join(parts) or "no queued, paused or running stage to change")
 
 
+def _grace() -> float:
+    """A running stage with no heartbeat for this long has no live worker to act on a flag."""
+    return worker_settings().lease_grace
+
+
 def cancel(run: RunArg = None, stage: StageOpt = None) -> None:
-    """Cancel a run, or a stage and the stages after it. A running stage stops with a snapshot.
+    """Cancel a run, or a stage and the stages after it. A running stage stops with a snapshot;
+    one whose worker is gone (no heartbeat for GRADQ_LEASE_GRACE) is cancelled at once.
 
     Example: gradq cancel 3   |   gradq cancel --stage 7
     """
     target = _target(run, stage)
     with session_scope(context.engine()) as s:
-        _say("cancelled", requests.request_cancel(s, **target))
+        _say("cancelled", requests.request_cancel(s, **target, grace_seconds=_grace()))
 
 
 def pause(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -49,7 +56,7 @@ def pause(run: RunArg = None, stage: StageOpt = None) -> None:
     """
     target = _target(run, stage)
     with session_scope(context.engine()) as s:
-        _say("paused", requests.request_pause(s, **target))
+        _say("paused", requests.request_pause(s, **target, grace_seconds=_grace()))
 
 
 def resume(run: RunArg = None, stage: StageOpt = None) -> None:

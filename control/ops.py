@@ -29,7 +29,9 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-c", help="Training processes (default: cores).")
     ] = None,
-    queue: Annotated[str | None, typer.Option("--queue", "-Q", help="Queue to consume.")] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-Q", help="Queues to serve, comma-separated.")
+    ] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
     name: Annotated[str | None, typer.Option("--name", "-n", help="Worker node name.")] = None,
 ) -> None:
@@ -37,20 +39,22 @@ def worker(
 
     Example: gradq worker --concurrency 2
     """
-    from worker.celery_app import app
+    from storage.identity import database_id
+    from worker.celery_app import app, worker_argv
+    from worker.queues import plain_queues
 
-    # the pool processes (BLAS threads) and the reaper (which queue) read these, so they agree
+    # the pool processes (BLAS threads, which queues to claim) and the reaper read these
     if concurrency:
         os.environ["GRADQ_CONCURRENCY"] = str(concurrency)
     if queue:
-        os.environ["GRADQ_QUEUE"] = queue
+        os.environ["GRADQ_QUEUE"] = ",".join(plain_queues(queue))
     s = worker_settings()
+    queues = plain_queues(s.queue)
     context.check_broker()
-    context.engine()  # the schema is upgraded once here, not by every pool process
-    argv = ["worker", "-c", str(s.processes), "-Q", s.queue, "-l", loglevel]
-    if name:
-        argv += ["-n", name]
-    app.worker_main(argv)
+    engine = context.engine()  # the schema is upgraded once here, not by every pool process
+    with session_scope(engine, readonly=True) as session:
+        database = database_id(session)
+    app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
 
 
 def status(as_json: Json = False) -> None:

@@ -42,20 +42,23 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
     engine = context.engine()
     if local:
         failure: list[BaseException] = []
+        done = threading.Event()  # not Thread.join: on 3.11 a join cut by Ctrl-C never waits again
 
         def work() -> None:
             try:
                 jobs.run_local(engine, run_id)
             except BaseException as e:  # re-raised in the main thread, after the display
                 failure.append(e)
+            finally:
+                done.set()
 
-        worker_thread = threading.Thread(target=work, name="gradq-local", daemon=True)
-        worker_thread.start()
-        if as_json:
-            worker_thread.join()
-        else:
-            follow(engine, run_id, keep_going=worker_thread.is_alive)
-            worker_thread.join()
+        threading.Thread(target=work, name="gradq-local", daemon=True).start()
+        try:
+            if not as_json:
+                follow(engine, run_id, keep_going=lambda: not done.is_set())
+            done.wait()
+        except KeyboardInterrupt:
+            _pause_here(engine, run_id, done)
         if failure:
             raise failure[0]
     elif watch and as_json:
@@ -70,6 +73,23 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
         typer.echo(
             f"run {run_id} queued (stages sent: {sent}); follow it with `gradq watch {run_id}`"
         )
+
+
+def _pause_here(engine, run_id: int, done: threading.Event) -> None:
+    """Ctrl-C while training here: pause the run with a snapshot, say where, exit 130.
+
+    A second Ctrl-C leaves at once; the stage is then taken over by the next `continue
+    --local` once its lease lapses.
+    """
+    jobs.pause_run(engine, run_id)
+    typer.echo("stopping at the next step, with a snapshot (Ctrl-C again to quit now)", err=True)
+    done.wait()
+    at = jobs.stopped_at(engine, run_id)
+    typer.echo(
+        f"paused run {run_id} at iteration {at}; go on with `gradq continue --local {run_id}`",
+        err=True,
+    )
+    raise typer.Exit(130)
 
 
 def train(
@@ -157,16 +177,21 @@ def continue_(
     local: Local = False,
     as_json: Json = False,
 ) -> None:
-    """Append stages to a run; they continue from its latest snapshot.
+    """Go on with a run: resume its paused stages, then any stages given; they continue from
+    its latest snapshot.
 
-    Example: gradq continue 3 --stage 0.5:500
+    Example: gradq continue 3 --stage 0.5:500   |   gradq continue --local 3 (after Ctrl-C)
     """
     parse.ident(run, "run")
-    plan = schedule_of(stage, default=None)
+    plan = schedule_of(stage, default=None) if stage else []
     if not local:
         context.check_broker()
     engine = context.engine()
-    jobs.extend(engine, run, plan)
+    if plan:
+        jobs.extend(engine, run, plan)
+    resumed = jobs.resume_run(engine, run)
+    if not (plan or resumed or (local and jobs.unfinished(engine, run))):
+        schedule_of(None, default=None)  # nothing to go on with: ask for a stage
     sent = [] if local else jobs.enqueue(engine, run)
     go(run, local=local, watch=watch, as_json=as_json, sent=sent)
 

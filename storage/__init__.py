@@ -14,7 +14,7 @@ from storage.identity import database_id
 from storage.metrics import add_metric, metrics_of
 from storage.migrate import current_revision, downgrade, ensure_schema, head_revision, upgrade
 from storage.models import Meta, Metric, Run, Snapshot, Stage, StageRequest, StageStatus
-from storage.reaper import lapsed_stage_ids, ready_stage_ids
+from storage.reaper import lapsed_stage_ids, mark_sent, queues_of, ready_stage_ids, take_due
 from storage.retention import Deleted, apply_retention
 from storage.runs import RunSummary, add_stages, create_run, get_run, list_runs
 from storage.snapshots import (
@@ -27,23 +27,34 @@ from storage.snapshots import (
     truncate_after,
 )
 from storage.stages import (
+    MAX_TAKEOVERS,
+    Ended,
+    Outcome,
+    begin_slice,
     claim_stage,
+    end_slice,
     fail_stage,
     finish_stage,
     get_stage,
     heartbeat,
     next_stage,
+    reap,
     release_stage,
+    renew,
     stages_of,
     stale_stages,
+    store,
 )
 
 __all__ = [
+    "MAX_TAKEOVERS",
     "Deleted",
+    "Ended",
     "LeaseLost",
     "Meta",
     "Metric",
     "NotFound",
+    "Outcome",
     "Requested",
     "Run",
     "RunSummary",
@@ -59,11 +70,13 @@ __all__ = [
     "add_metric",
     "add_stages",
     "apply_retention",
+    "begin_slice",
     "claim_stage",
     "create_run",
     "current_revision",
     "database_id",
     "downgrade",
+    "end_slice",
     "ensure_schema",
     "fail_stage",
     "finish_stage",
@@ -77,13 +90,17 @@ __all__ = [
     "latest_snapshot",
     "list_runs",
     "make_engine",
+    "mark_sent",
     "metrics_of",
     "next_stage",
     "normalize_url",
     "put_snapshot",
+    "queues_of",
     "ready_stage_ids",
+    "reap",
     "redact_url",
     "release_stage",
+    "renew",
     "request_cancel",
     "request_pause",
     "resume",
@@ -92,6 +109,8 @@ __all__ = [
     "snapshots_of",
     "stages_of",
     "stale_stages",
+    "store",
+    "take_due",
     "truncate_after",
     "upgrade",
 ]

@@ -171,7 +171,11 @@ class Stage(Base):
             values_callable=_values,
         )
     )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims: one per slice
+    # times a worker took the stage over from one that stopped beating (crash, kill, lost
+    # database); past a bound the stage fails instead of being retried forever
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its last message, db clock
     worker: Mapped[str | None] = mapped_column(String(200))  # id of the lease holder
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # database clock
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first claim

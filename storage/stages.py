@@ -1,14 +1,65 @@
-"""The stage queue: claim a stage under a lease, heartbeat it, and finish or fail it."""
+"""A stage's state machine: every change of a stage's status happens here, in one lock order.
 
-from sqlalchemy import and_, func, or_, select, update
+queued -> running (claim) -> queued (release between slices) | succeeded | paused | cancelled |
+failed; paused -> queued (resume); a running stage whose worker stopped beating is taken over
+by the next claim, at most MAX_TAKEOVERS times, then it fails.
+
+Lock order, the same in every transaction that writes: a stage's row before its run's snapshot
+and metric rows, and a run's stages in position (id) order. The lease check is the first
+statement of every worker write, so a worker that lost its lease waits on the stage row, finds
+it no longer its own, and writes nothing; two workers never hold rows the other waits for.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.expression import Exists
+from sqlalchemy.sql.expression import ColumnElement, Exists
 
 from storage.clock import ago, utcnow
 from storage.db import NO_SYNC
 from storage.errors import LeaseLost, NotFound
-from storage.models import ACTIVE, Snapshot, Stage, StageRequest, StageStatus
+from storage.metrics import add_metric
+from storage.models import ACTIVE, Run, Snapshot, Stage, StageRequest, StageStatus
 from storage.runs import get_run
+from storage.snapshots import Truncated, put_snapshot, truncate_after
+
+MAX_TAKEOVERS = 5  # a stage whose worker was lost this many times fails instead of retrying
+WAITING = (StageStatus.QUEUED, StageStatus.PAUSED)
+BY_REQUEST = "cancelled by request"
+
+
+class Outcome(StrEnum):
+    """What one slice of a stage came to (a str, so `outcome == "succeeded"` reads naturally)."""
+
+    DROPPED = "dropped"  # not ours to train: finished, held by a live worker, other queue
+    CONTINUE = "continue"  # released between slices; its next message is due
+    SUCCEEDED = "succeeded"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a slice ended, and which stage (if any) needs a message next."""
+
+    outcome: Outcome
+    send: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Requested:
+    """Which stages changed status at once, and which running ones were flagged instead."""
+
+    changed: list[int]
+    flagged: list[int]
+
+
+# --- reads -------------------------------------------------------------------------------------
 
 
 def get_stage(session: Session, stage_id: int) -> Stage:
@@ -44,29 +95,63 @@ def blocked_by_earlier() -> Exists:
     )
 
 
-def claim_stage(session: Session, stage_id: int, worker_id: str, grace_seconds: float) -> bool:
+def on_queues(queues: list[str] | tuple[str, ...]) -> ColumnElement[bool]:
+    """True for a stage whose run was submitted to one of `queues`."""
+    return Stage.run_id.in_(select(Run.id).where(Run.queue.in_(list(queues))))
+
+
+def stale_stages(session: Session, grace_seconds: float) -> list[Stage]:
+    """Running stages without a heartbeat for `grace_seconds` (database clock), for a reaper."""
+    query = (
+        select(Stage)
+        .where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds))
+        .order_by(Stage.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))
+
+
+# --- a worker's transitions --------------------------------------------------------------------
+
+
+def _lapsed(grace_seconds: float) -> ColumnElement[bool]:
+    return or_(Stage.heartbeat_at.is_(None), Stage.heartbeat_at < ago(grace_seconds))
+
+
+def claim_stage(
+    session: Session,
+    stage_id: int,
+    worker_id: str,
+    grace_seconds: float,
+    queues: list[str] | tuple[str, ...] | None = None,
+) -> bool:
     """Take the lease on a stage: True for at most one worker at a time.
 
     A stage can be claimed when it is queued, or running with no heartbeat for `grace_seconds`
-    (its worker is presumed dead), and every earlier stage of its run has succeeded. One
-    conditional UPDATE: PostgreSQL re-checks the WHERE after a concurrent claim commits,
+    (its worker is presumed dead; counted in `takeovers`, at most MAX_TAKEOVERS times), every
+    earlier stage of its run has succeeded, and its run's queue is one of `queues` (None: any).
+    One conditional UPDATE: PostgreSQL re-checks the WHERE after a concurrent claim commits,
     SQLite runs writers one at a time (BEGIN IMMEDIATE).
     """
-    lapsed = or_(Stage.heartbeat_at.is_(None), Stage.heartbeat_at < ago(grace_seconds))
+    taken_over = and_(Stage.status == StageStatus.RUNNING, _lapsed(grace_seconds))
+    where = [
+        Stage.id == stage_id,
+        or_(
+            Stage.status == StageStatus.QUEUED,
+            and_(taken_over, Stage.takeovers < MAX_TAKEOVERS),
+        ),
+        ~blocked_by_earlier(),
+    ]
+    if queues is not None:
+        where.append(on_queues(queues))
     claim = (
         update(Stage)
-        .where(
-            Stage.id == stage_id,
-            or_(
-                Stage.status == StageStatus.QUEUED,
-                and_(Stage.status == StageStatus.RUNNING, lapsed),
-            ),
-            ~blocked_by_earlier(),
-        )
+        .where(*where)
         .values(
             status=StageStatus.RUNNING,
             worker=worker_id,
             attempts=Stage.attempts + 1,
+            takeovers=Stage.takeovers + case((Stage.status == StageStatus.RUNNING, 1), else_=0),
             heartbeat_at=utcnow(),
             started_at=func.coalesce(Stage.started_at, utcnow()),
             updated_at=utcnow(),
@@ -79,10 +164,10 @@ def claim_stage(session: Session, stage_id: int, worker_id: str, grace_seconds: 
     return False
 
 
-def heartbeat(
+def renew(
     session: Session, stage_id: int, worker_id: str, iterations_done: int
 ) -> StageRequest | None:
-    """Renew the lease and report progress; returns what the CLI asked for (cancel, pause)."""
+    """Prove and renew the lease (locking the stage row); returns what the CLI asked for."""
     beat = (
         update(Stage)
         .where(
@@ -99,6 +184,102 @@ def heartbeat(
     return row.requested
 
 
+heartbeat = renew  # the name the CLI and older callers know
+
+
+def begin_slice(
+    session: Session, stage_id: int, worker_id: str, run_id: int, iteration: int, done: int
+) -> Truncated:
+    """Still ours after loading: only then drop the run's points and snapshots past `iteration`."""
+    renew(session, stage_id, worker_id, done)
+    return truncate_after(session, run_id, iteration)
+
+
+def store(
+    session: Session,
+    stage_id: int,
+    worker_id: str,
+    *,
+    run_id: int,
+    iteration: int,
+    done: int,
+    blob: bytes | None = None,
+    point: Mapping[str, float | None] | None = None,
+) -> tuple[int | None, StageRequest | None]:
+    """A snapshot and/or a curve point at `iteration`, written under the lease.
+
+    Returns (snapshot id or None, the request pending). The lease is proved first (the stage
+    row before snapshot rows: the one lock order) and renewed last, so the stamp is fresh when
+    a long write commits; LeaseLost rolls the whole transaction back.
+    """
+    renew(session, stage_id, worker_id, done)
+    snapshot_id = put_snapshot(session, run_id, iteration, blob) if blob is not None else None
+    if point is not None:
+        add_metric(session, run_id, iteration, **point)  # type: ignore[arg-type]
+    return snapshot_id, renew(session, stage_id, worker_id, done)
+
+
+def end_slice(
+    session: Session,
+    stage_id: int,
+    worker_id: str,
+    *,
+    done: int,
+    finished: bool,
+    snapshot_id: int | None,
+) -> Ended:
+    """End the holder's slice at `snapshot_id`: succeeded if `finished`, else paused or cancelled
+    as requested, else released for its next slice. Paused and cancelled stages record where
+    they stopped (end_snapshot_id), as a finished one does."""
+    asked = renew(session, stage_id, worker_id, done)
+    stage = get_stage(session, stage_id)
+    if finished:
+        return _succeed(session, stage, snapshot_id, asked)
+    if asked is StageRequest.PAUSE:
+        _set(session, stage_id, StageStatus.PAUSED, end_snapshot_id=snapshot_id)
+        return Ended(Outcome.PAUSED)
+    if asked is StageRequest.CANCEL:
+        _set(session, stage_id, StageStatus.CANCELLED, end_snapshot_id=snapshot_id)
+        cancel_after(session, stage, _because(stage, "cancelled"))
+        return Ended(Outcome.CANCELLED)
+    _set(session, stage_id, StageStatus.QUEUED, sent_at=utcnow())  # its message goes out next
+    return Ended(Outcome.CONTINUE, send=stage_id)
+
+
+def _succeed(
+    session: Session, stage: Stage, snapshot_id: int | None, asked: StageRequest | None
+) -> Ended:
+    _set(session, stage.id, StageStatus.SUCCEEDED, end_snapshot_id=snapshot_id)
+    _hand_over(session, stage, snapshot_id)
+    nxt = next_stage(session, stage.run_id)
+    if asked is StageRequest.CANCEL:  # a request at the very end applies to what follows
+        cancel_after(session, stage, BY_REQUEST)
+        return Ended(Outcome.SUCCEEDED, detail="later stages cancelled")
+    if nxt is not None and asked is StageRequest.PAUSE:
+        _move(session, [nxt.id], (StageStatus.QUEUED,), StageStatus.PAUSED)
+        return Ended(Outcome.SUCCEEDED, detail="next stage paused")
+    send = nxt.id if nxt is not None and nxt.status is StageStatus.QUEUED else None
+    return Ended(Outcome.SUCCEEDED, send=send)
+
+
+def _set(session: Session, stage_id: int, status: StageStatus, **extra: object) -> None:
+    """The holder's stage leaves `running` (the caller proved the lease). A finished stage keeps
+    who ran it last, for `show`; a queued or paused one is free for any worker."""
+    values: dict[str, object] = {"status": status, "requested": None, "updated_at": utcnow()}
+    if status in WAITING:
+        values |= {"worker": None, "heartbeat_at": None}
+    values |= extra
+    if status is StageStatus.SUCCEEDED:
+        values["iterations_done"] = Stage.iterations
+    if status is StageStatus.CANCELLED:
+        values["error"] = BY_REQUEST
+    if status in (StageStatus.SUCCEEDED, StageStatus.CANCELLED, StageStatus.FAILED):
+        values["finished_at"] = utcnow()
+    session.execute(
+        update(Stage).where(Stage.id == stage_id).values(**values), execution_options=NO_SYNC
+    )
+
+
 def finish_stage(
     session: Session,
     stage_id: int,
@@ -106,87 +287,42 @@ def finish_stage(
     end_snapshot_id: int | None,
     status: StageStatus = StageStatus.SUCCEEDED,
 ) -> None:
-    """End the holder's lease as succeeded, paused (resumable) or cancelled.
-
-    Succeeded: the next stage starts from `end_snapshot_id`. Paused: `end_snapshot_id` is where
-    it stopped, the stage goes back to the queue on `resume`. Cancelled: later stages are
-    cancelled too. Failures go through `fail_stage`.
-    """
+    """End the holder's lease as succeeded, paused (resumable) or cancelled (see end_slice)."""
     if status not in (StageStatus.SUCCEEDED, StageStatus.PAUSED, StageStatus.CANCELLED):
         raise ValueError(f"finish_stage takes succeeded, paused or cancelled, not {status}")
-    values: dict[str, object] = {
-        "status": status,
-        "requested": None,
-        "end_snapshot_id": end_snapshot_id,
-        "updated_at": utcnow(),
-    }
-    if status is StageStatus.PAUSED:
-        values |= {"worker": None, "heartbeat_at": None}
-    else:
-        values |= {"finished_at": utcnow()}
+    done = get_stage(session, stage_id).iterations_done
     if status is StageStatus.SUCCEEDED:
-        values["iterations_done"] = Stage.iterations
-    if status is StageStatus.CANCELLED:
-        values["error"] = "cancelled by request"
-    done = (
-        update(Stage)
-        .where(
-            Stage.id == stage_id,
-            Stage.worker == worker_id,
-            Stage.status == StageStatus.RUNNING,
+        end_slice(
+            session, stage_id, worker_id, done=done, finished=True, snapshot_id=end_snapshot_id
         )
-        .values(**values)
-        .returning(Stage.id)
+        return
+    ask = StageRequest.PAUSE if status is StageStatus.PAUSED else StageRequest.CANCEL
+    renew(session, stage_id, worker_id, done)
+    session.execute(
+        update(Stage).where(Stage.id == stage_id).values(requested=ask),
+        execution_options=NO_SYNC,
     )
-    if session.execute(done, execution_options=NO_SYNC).first() is None:
-        raise _lease_lost(session, stage_id, worker_id)
-    stage = get_stage(session, stage_id)
-    if status is StageStatus.SUCCEEDED:
-        _hand_over(session, stage, end_snapshot_id)
-    elif status is StageStatus.CANCELLED:
-        cancel_after(session, stage, f"cancelled: stage {stage.position} (id {stage.id}) cancelled")
+    end_slice(session, stage_id, worker_id, done=done, finished=False, snapshot_id=end_snapshot_id)
 
 
 def release_stage(
-    session: Session, stage_id: int, worker_id: str, iterations_done: int
+    session: Session,
+    stage_id: int,
+    worker_id: str,
+    iterations_done: int,
+    snapshot_id: int | None = None,
 ) -> StageStatus:
-    """Give the lease back between slices of an unfinished stage; any worker may claim it next.
-
-    A request that arrived since the last heartbeat is honoured here: returns QUEUED (send
-    the stage's next message), PAUSED or CANCELLED (later stages cancelled too).
-    """
-    release = (
-        update(Stage)
-        .where(
-            Stage.id == stage_id,
-            Stage.worker == worker_id,
-            Stage.status == StageStatus.RUNNING,
-        )
-        .values(
-            status=StageStatus.QUEUED,
-            worker=None,
-            heartbeat_at=None,
-            iterations_done=iterations_done,
-            updated_at=utcnow(),
-        )
-        .returning(Stage.requested)
+    """Give the lease back between slices; a request pending since the last heartbeat is
+    honoured here: returns QUEUED (send its next message), PAUSED or CANCELLED."""
+    ended = end_slice(
+        session,
+        stage_id,
+        worker_id,
+        done=iterations_done,
+        finished=False,
+        snapshot_id=snapshot_id,
     )
-    row = session.execute(release, execution_options=NO_SYNC).first()
-    if row is None:
-        raise _lease_lost(session, stage_id, worker_id)
-    if row.requested is None:
-        return StageStatus.QUEUED
-    status = StageStatus.PAUSED if row.requested is StageRequest.PAUSE else StageStatus.CANCELLED
-    values: dict[str, object] = {"status": status, "requested": None, "updated_at": utcnow()}
-    if status is StageStatus.CANCELLED:
-        values |= {"error": "cancelled by request", "finished_at": utcnow()}
-    session.execute(
-        update(Stage).where(Stage.id == stage_id).values(**values), execution_options=NO_SYNC
-    )
-    if status is StageStatus.CANCELLED:
-        stage = get_stage(session, stage_id)
-        cancel_after(session, stage, f"cancelled: stage {stage.position} (id {stage.id}) cancelled")
-    return status
+    return StageStatus.QUEUED if ended.outcome is Outcome.CONTINUE else StageStatus(ended.outcome)
 
 
 def _hand_over(session: Session, stage: Stage, end_snapshot_id: int | None) -> None:
@@ -203,7 +339,7 @@ def _hand_over(session: Session, stage: Stage, end_snapshot_id: int | None) -> N
         .where(
             Stage.run_id == stage.run_id,
             Stage.position == stage.position + 1,
-            Stage.status.in_([StageStatus.QUEUED, StageStatus.PAUSED]),
+            Stage.status.in_(WAITING),
         )
         .values(
             start_snapshot_id=end_snapshot_id,
@@ -239,7 +375,31 @@ def fail_stage(session: Session, stage_id: int, worker_id: str | None, error: st
     if session.execute(fail, execution_options=NO_SYNC).first() is None:
         raise _lease_lost(session, stage_id, worker_id)
     stage = get_stage(session, stage_id)
-    return cancel_after(session, stage, f"cancelled: stage {stage.position} (id {stage.id}) failed")
+    return cancel_after(session, stage, _because(stage, "failed"))
+
+
+def reap(session: Session, grace_seconds: float) -> list[int]:
+    """Fail the lapsed stages whose worker was lost MAX_TAKEOVERS times; returns their ids."""
+    query = (
+        select(Stage.id)
+        .where(
+            Stage.status == StageStatus.RUNNING,
+            _lapsed(grace_seconds),
+            Stage.takeovers >= MAX_TAKEOVERS,
+        )
+        .order_by(Stage.id)
+        .with_for_update()
+    )
+    given_up = list(session.scalars(query))
+    for stage_id in given_up:
+        fail_stage(
+            session,
+            stage_id,
+            None,
+            f"its worker was lost {MAX_TAKEOVERS + 1} times (killed, out of memory, or cut "
+            "off from the database); see the workers' logs",
+        )
+    return given_up
 
 
 def cancel_after(session: Session, stage: Stage, reason: str) -> list[int]:
@@ -249,7 +409,7 @@ def cancel_after(session: Session, stage: Stage, reason: str) -> list[int]:
         .where(
             Stage.run_id == stage.run_id,
             Stage.position > stage.position,
-            Stage.status.in_([StageStatus.QUEUED, StageStatus.PAUSED]),
+            Stage.status.in_(WAITING),
         )
         .values(
             status=StageStatus.CANCELLED,
@@ -262,15 +422,8 @@ def cancel_after(session: Session, stage: Stage, reason: str) -> list[int]:
     return sorted(session.scalars(later, execution_options=NO_SYNC))
 
 
-def stale_stages(session: Session, grace_seconds: float) -> list[Stage]:
-    """Running stages without a heartbeat for `grace_seconds` (database clock), for a reaper."""
-    query = (
-        select(Stage)
-        .where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds))
-        .order_by(Stage.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(session.scalars(query))
+def _because(stage: Stage, what: str) -> str:
+    return f"cancelled: stage {stage.position} (id {stage.id}) {what}"
 
 
 def _lease_lost(session: Session, stage_id: int, worker_id: str | None) -> LeaseLost:
@@ -279,3 +432,125 @@ def _lease_lost(session: Session, stage_id: int, worker_id: str | None) -> Lease
     return LeaseLost(
         f"stage {stage_id} is not held by {worker_id or 'anyone'}: it is {stage.status}{holder}"
     )
+
+
+# --- what the CLI asks: cancel, pause, resume --------------------------------------------------
+
+
+def _targets(
+    session: Session, run_id: int | None, stage_id: int | None, *, and_later: bool
+) -> tuple[list[int], Stage | None]:
+    """The stage ids a request is about, locked in id order so that no worker's release or
+    finish can slip between the status change and the flag that follow (PostgreSQL: FOR
+    UPDATE; SQLite holds its write lock from BEGIN IMMEDIATE)."""
+    if (run_id is None) == (stage_id is None):
+        raise ValueError("pass exactly one of run_id or stage_id")
+    if stage_id is not None:
+        stage = get_stage(session, stage_id)
+        query = select(Stage.id).where(Stage.id == stage.id)
+        if and_later:
+            query = select(Stage.id).where(
+                Stage.run_id == stage.run_id, Stage.position >= stage.position
+            )
+    else:
+        get_run(session, run_id)  # type: ignore[arg-type]
+        stage, query = None, select(Stage.id).where(Stage.run_id == run_id)
+    return list(session.scalars(query.order_by(Stage.id).with_for_update())), stage
+
+
+def _flag(session: Session, ids: list[int], request: StageRequest) -> list[int]:
+    flag = (
+        update(Stage)
+        .where(Stage.id.in_(ids), Stage.status == StageStatus.RUNNING)
+        .values(requested=request, updated_at=utcnow())
+        .returning(Stage.id)
+    )
+    return sorted(session.scalars(flag, execution_options=NO_SYNC))
+
+
+def _move(
+    session: Session,
+    ids: list[int],
+    from_: tuple[StageStatus, ...],
+    to: StageStatus,
+    error: str | None = None,
+    grace_seconds: float | None = None,
+) -> list[int]:
+    """Move stages from `from_` to `to` now; with `grace_seconds`, running stages whose worker
+    stopped beating that long move too (no live worker holds them to act on a flag)."""
+    values: dict[str, object] = {"status": to, "updated_at": utcnow()}
+    if to is StageStatus.CANCELLED:
+        values |= {"error": error, "finished_at": utcnow()}
+    which = Stage.status.in_(from_)
+    if grace_seconds is not None:
+        orphaned = and_(Stage.status == StageStatus.RUNNING, _lapsed(grace_seconds))
+        which = or_(which, orphaned)
+        values |= {"worker": None, "heartbeat_at": None, "requested": None}
+    move = update(Stage).where(Stage.id.in_(ids), which).values(**values).returning(Stage.id)
+    return sorted(session.scalars(move, execution_options=NO_SYNC))
+
+
+def request_cancel(
+    session: Session,
+    *,
+    run_id: int | None = None,
+    stage_id: int | None = None,
+    grace_seconds: float | None = None,
+) -> Requested:
+    """Cancel a whole run, or one stage and every later stage (they could never run after it).
+
+    Queued and paused stages are cancelled now, and so are running ones whose worker stopped
+    beating for `grace_seconds` (if given); a live running stage gets requested="cancel" and
+    its worker ends it at the next heartbeat.
+    """
+    ids, stage = _targets(session, run_id, stage_id, and_later=True)
+    now = {"grace_seconds": grace_seconds}
+    if stage is None:
+        changed = _move(session, ids, WAITING, StageStatus.CANCELLED, BY_REQUEST, **now)
+        return Requested(changed=changed, flagged=_flag(session, ids, StageRequest.CANCEL))
+    changed = _move(session, [stage.id], WAITING, StageStatus.CANCELLED, BY_REQUEST, **now)
+    flagged = _flag(session, [stage.id], StageRequest.CANCEL)
+    # the stage itself had finished: only the rest is cancelled
+    reason = _because(stage, "cancelled") if changed or flagged else BY_REQUEST
+    later = [i for i in ids if i != stage.id]
+    changed += _move(session, later, WAITING, StageStatus.CANCELLED, reason, **now)
+    return Requested(
+        changed=sorted(changed), flagged=flagged + _flag(session, later, StageRequest.CANCEL)
+    )
+
+
+def request_pause(
+    session: Session,
+    *,
+    run_id: int | None = None,
+    stage_id: int | None = None,
+    grace_seconds: float | None = None,
+) -> Requested:
+    """Pause a whole run or one stage: queued ones (and orphaned running ones) now, a live
+    running one at its next heartbeat."""
+    ids, _ = _targets(session, run_id, stage_id, and_later=False)
+    changed = _move(
+        session, ids, (StageStatus.QUEUED,), StageStatus.PAUSED, grace_seconds=grace_seconds
+    )
+    return Requested(changed=changed, flagged=_flag(session, ids, StageRequest.PAUSE))
+
+
+def resume(
+    session: Session, *, run_id: int | None = None, stage_id: int | None = None
+) -> list[int]:
+    """Put paused stages back in the queue (and withdraw a pause not yet acted on).
+
+    Returns the stages that are queued again; the caller sends their jobs to the workers.
+    """
+    ids, _ = _targets(session, run_id, stage_id, and_later=False)
+    session.execute(
+        update(Stage)
+        .where(
+            Stage.id.in_(ids),
+            Stage.status == StageStatus.RUNNING,
+            Stage.requested == StageRequest.PAUSE,
+        )
+        .values(requested=None, updated_at=utcnow()),
+        execution_options=NO_SYNC,
+    )
+    return _move(session, ids, (StageStatus.PAUSED,), StageStatus.QUEUED)

@@ -140,30 +140,18 @@ class Stack:
     env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_worker(self, concurrency: int = 1, name: str | None = None) -> subprocess.Popen:
+    def start_worker(
+        self, concurrency: int = 1, name: str | None = None, **env: str
+    ) -> subprocess.Popen:
+        """`gradq worker`, as users start it, on this stack (`env` overrides its variables)."""
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        queue = env.get("GRADQ_QUEUE", self.env["GRADQ_QUEUE"])
+        gradq = [sys.executable, "-m", "control", "worker", "-l", "INFO"]
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "-l",
-                "INFO",
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{name}@%h",
-                "-Q",
-                self.env["GRADQ_QUEUE"],
-                "--without-mingle",
-                "--without-gossip",
-            ],
+            [*gradq, "-c", str(concurrency), "-n", f"{name}@%h", "-Q", queue],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: SIGKILL of "the whole worker"

@@ -7,6 +7,7 @@ uninterrupted run's. Recovery times (fault to first new progress) are printed: `
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +36,15 @@ from helpers_worker import (
 )
 from kombu import Producer
 from sqlalchemy import create_engine, select, text, update
+from typer.testing import CliRunner
 
-from storage import cancel, metrics, migrate, snapshots, stages
+from control.cli import app as cli
+from storage import cancel, identity, metrics, migrate, snapshots, stages
 from storage.db import make_engine, session_scope
 from storage.errors import SnapshotCorrupt
 from storage.models import Metric, Snapshot, Stage, StageStatus
 from worker import nn, snapshot, tasks, train
+from worker.queues import broker_queue
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -168,6 +173,7 @@ def test_broker_restart_mid_stage_loses_messages_and_the_run_completes(broker_st
     st = wait_run(engine, run_id)
     assert st[0].status is StageStatus.SUCCEEDED, st[0].error
     assert "reaper: sent stages" in log_of(worker)  # the database, not the broker, knew
+    assert "Error on restarting Gossip" not in log_of(worker)  # `gradq worker` reconnects clean
     assert curve(engine, run_id) == expected_curve(ONE_STAGE)
     assert_like_reference(engine, run_id, stack, small_mnist, ONE_STAGE)
 
@@ -282,12 +288,14 @@ def test_pickled_message_is_refused_not_executed(sqlite_stack, small_mnist):
     (stage_id,) = stage_ids(engine, run_id)
     task_id = str(uuid.uuid4())
     message = tasks.app.amqp.as_task_v2(task_id, tasks.TASK, args=[stage_id])
+    with session_scope(engine) as s:
+        where = broker_queue(sqlite_stack.env["GRADQ_QUEUE"], identity.database_id(s))
 
     def publish(serializer: str) -> None:
         with tasks.app.connection_for_write(sqlite_stack.env["GRADQ_BROKER_URL"]) as conn:
             Producer(conn).publish(
                 message.body,
-                routing_key=sqlite_stack.env["GRADQ_QUEUE"],
+                routing_key=where,
                 serializer=serializer,
                 headers=message.headers,
                 **message.properties,
@@ -319,3 +327,24 @@ def test_recomputed_snapshot_replaces_corrupt_bytes(tmp_path, small_mnist):
         assert snapshots.put_snapshot(s, run_id, 50, blob) == sid  # a resumed slice stores it again
     with session_scope(engine) as s:
         assert snapshots.get_snapshot_bytes(s, sid) == blob
+
+
+def test_a_crash_while_loading_is_recorded_once(sqlite_stack, small_mnist, tmp_path, monkeypatch):
+    """The worker's data holds a member that is not an array: the stage fails with the error
+    stored, once, instead of staying `running` for the reaper to send again and again."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "mnist.npz").symlink_to(small_mnist)  # what the CLI checks on its host
+    with zipfile.ZipFile(bad / "mnist.npz", "w") as z:  # what the worker's host has
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            z.writestr(f"{name}.npy", b"not an array")
+    engine = stack_engine(sqlite_stack)
+    worker = sqlite_stack.start_worker(GRADQ_DATA_DIR=str(bad))
+    monkeypatch.setenv("GRADQ_DATA_DIR", str(good))
+    args = ["train", "--stage", "0.5:100", "--data", "mnist", "--dev-size", "500", "--json"]
+    result = CliRunner().invoke(cli, args, prog_name="gradq")
+    assert result.exit_code == 0, result.stderr
+    (stage,) = wait_run(engine, json.loads(result.stdout)["id"])
+    assert (stage.status, stage.attempts, stage.takeovers) == (StageStatus.FAILED, 1, 0)
+    assert stage.error and f"stage {stage.id} failed: {stage.error}" in log_of(worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import zipfile
 
 import pytest
 from helpers_worker import new_run, stage_ids
@@ -12,7 +13,9 @@ from sqlalchemy import update
 
 from storage import metrics, migrate, stages
 from storage.db import make_engine, session_scope
+from storage.errors import LeaseLost, StorageUnavailable
 from storage.models import Stage, StageStatus
+from storage.stages import Outcome
 from worker import nn, runner
 from worker.settings import Settings
 
@@ -112,19 +115,18 @@ def test_a_pause_that_arrives_as_a_stage_ends_pauses_the_next(engine, small_mnis
     first, second = make_run(engine, small_mnist, [(0.5, 20), (0.5, 20)])
     with session_scope(engine) as s:
         assert stages.claim_stage(s, first, "w", 10)
-    # the request lands after the last step: the worker sees it only when it finishes
-    real_hold = runner.Slice.hold
+    # the request lands after the last step: the worker sees it only when it ends the slice
+    real_end = stages.end_slice
 
-    def hold_then_pause(self, session):
-        if self.done == 20:
-            session.execute(update(Stage).where(Stage.id == first).values(requested="pause"))
-        return real_hold(self, session)
+    def pause_then_end(session, stage_id, wid, **kw):
+        session.execute(update(Stage).where(Stage.id == first).values(requested="pause"))
+        return real_end(session, stage_id, wid, **kw)
 
-    runner.Slice.hold = hold_then_pause
+    stages.end_slice = pause_then_end
     try:
         out = runner._train_slice(engine, FAST, first, "w")
     finally:
-        runner.Slice.hold = real_hold
+        stages.end_slice = real_end
     assert out.status == "succeeded" and out.send is None
     with session_scope(engine) as s:
         assert stages.get_stage(s, second).status is StageStatus.PAUSED
@@ -137,3 +139,74 @@ def test_a_missing_dataset_is_a_stored_readable_error(engine, tmp_path):
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
     assert stage.status is StageStatus.FAILED and "gone.npz" in stage.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError("cannot allocate 6 GiB"),
+        AttributeError("'NoneType' object has no attribute 'shape'"),
+        RecursionError("maximum recursion depth exceeded"),
+        OverflowError("int too large to convert to float"),
+        TypeError("unsupported operand type(s)"),
+        ValueError("a bug, not bad input"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_unexpected_error_fails_the_stage_with_its_type(
+    engine, small_mnist, monkeypatch, caplog, error
+):
+    def boom(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(runner, "load_split", boom)
+    first, second = make_run(engine, small_mnist, [(0.5, 10), (0.5, 10)])
+    out = runner.run_slice(engine, FAST, first, "w")
+    assert out.status is Outcome.FAILED
+    with session_scope(engine) as s:
+        failed, after = stages.get_stage(s, first), stages.get_stage(s, second)
+    assert failed.status is StageStatus.FAILED  # not left running for a reaper to re-send
+    assert failed.error == f"{type(error).__name__}: {error}"
+    assert after.status is StageStatus.CANCELLED
+    assert "Traceback" in caplog.text and f"{type(error).__name__}: {error}" in caplog.text
+
+
+def test_a_data_member_that_is_not_an_array_fails_the_stage(engine, tmp_path):
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            z.writestr(f"{name}.npy", b"not an npy file at all")
+    (stage_id,) = make_run(engine, bad, [(0.5, 10)])
+    out = runner.run_slice(engine, FAST, stage_id, "w")
+    assert out.status is Outcome.FAILED
+    with session_scope(engine) as s:
+        stage = stages.get_stage(s, stage_id)
+    assert stage.status is StageStatus.FAILED and stage.error
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [LeaseLost("stage 1 is not held by w: it is running, held by v"), StorageUnavailable("gone")],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_failure_that_cannot_be_recorded_stays_inside_run_slice(
+    engine, tmp_path, monkeypatch, trouble
+):
+    def cannot(*_args, **_kwargs):
+        raise trouble
+
+    monkeypatch.setattr(stages, "fail_stage", cannot)
+    (stage_id,) = make_run(engine, tmp_path / "gone.npz", [(0.5, 10)])
+    out = runner.run_slice(engine, FAST, stage_id, "w")  # no exception escapes
+    assert out.status is Outcome.DROPPED and str(trouble) in out.detail
+    with session_scope(engine) as s:
+        assert stages.get_stage(s, stage_id).status is StageStatus.RUNNING  # its lease lapses
+
+
+def test_a_stage_of_another_queue_is_left_alone(engine, small_mnist):
+    (stage_id,) = make_run(engine, small_mnist, [(0.5, 10)], queue="theirs")
+    out = runner.run_slice(engine, FAST, stage_id, "w", queues=["mine"])
+    assert out.status is Outcome.DROPPED and "queue 'theirs'" in out.detail
+    with session_scope(engine) as s:
+        stage = stages.get_stage(s, stage_id)
+    assert (stage.status, stage.attempts) == (StageStatus.QUEUED, 0)

@@ -1,30 +1,38 @@
 """The stage queue: schedule, claims under a lease, heartbeats, finish, fail, cancel, pause."""
 
+import secrets
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fixtures_storage import new_run
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, text, update
 
 from storage import (
+    MAX_TAKEOVERS,
     LeaseLost,
     NotFound,
+    Outcome,
     StageRequest,
     StageStatus,
     add_metric,
     claim_stage,
+    end_slice,
     fail_stage,
     finish_stage,
     get_run,
     get_snapshot,
+    get_snapshot_bytes,
     get_stage,
     heartbeat,
     lapsed_stage_ids,
     list_runs,
+    make_engine,
+    mark_sent,
     next_stage,
     put_snapshot,
     ready_stage_ids,
+    reap,
     release_stage,
     request_cancel,
     request_pause,
@@ -32,8 +40,11 @@ from storage import (
     session_scope,
     stages_of,
     stale_stages,
+    store,
+    take_due,
 )
-from storage.models import Stage
+from storage.clock import ago
+from storage.models import Snapshot, Stage
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -323,3 +334,212 @@ def test_reaper_finds_lapsed_and_ready_stages(engine: Engine) -> None:
         assert lapsed_stage_ids(session, 30) == []
         session.execute(update(Stage).where(Stage.id == other).values(heartbeat_at=LONG_AGO))
         assert lapsed_stage_ids(session, 30) == [other]
+
+
+def lapse(engine: Engine, stage_id: int, seconds: float | None = None) -> None:
+    """The stage's worker stopped beating `seconds` ago (default: long ago)."""
+    when = LONG_AGO if seconds is None else ago(seconds)
+    with session_scope(engine) as session:
+        session.execute(update(Stage).where(Stage.id == stage_id).values(heartbeat_at=when))
+
+
+def test_claim_takes_only_stages_of_the_queues_it_serves(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 10)], queue="a")
+    with session_scope(engine) as session:
+        assert not claim_stage(session, stage_id, "w", 30, queues=["b", "c"])
+        assert get_stage(session, stage_id).status is StageStatus.QUEUED
+        assert claim_stage(session, stage_id, "w", 30, queues=["b", "a"])
+
+
+def test_takeovers_are_counted_and_bounded_then_the_reaper_fails_the_stage(engine: Engine) -> None:
+    first, _ = schedule(engine, [(1.0, 10), (0.5, 10)])
+    with session_scope(engine) as session:
+        assert claim_stage(session, first, "w0", 30)
+    for n in range(1, MAX_TAKEOVERS + 1):
+        lapse(engine, first)
+        with session_scope(engine) as session:
+            assert claim_stage(session, first, f"w{n}", 30)
+            assert get_stage(session, first).takeovers == n
+    lapse(engine, first)
+    with session_scope(engine) as session:
+        assert not claim_stage(session, first, "one too many", 30)
+        assert reap(session, 30) == [first]
+    with session_scope(engine) as session:
+        failed, cancelled = stages_of(session, get_stage(session, first).run_id)
+    assert failed.status is StageStatus.FAILED and "lost 6 times" in (failed.error or "")
+    assert (failed.attempts, failed.takeovers) == (MAX_TAKEOVERS + 1, MAX_TAKEOVERS)
+    assert cancelled.status is StageStatus.CANCELLED
+
+
+def test_a_pause_met_at_release_records_where_it_stopped(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 100)])
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "w", 30)
+        request_pause(session, stage_id=stage_id)
+        run_id = get_stage(session, stage_id).run_id
+        at_40 = put_snapshot(session, run_id, 40, b"params at 40")
+        ended = end_slice(session, stage_id, "w", done=40, finished=False, snapshot_id=at_40)
+        stage = get_stage(session, stage_id)
+    assert ended.outcome is Outcome.PAUSED and ended.outcome == "paused"
+    assert (stage.status, stage.end_snapshot_id, stage.worker) == (StageStatus.PAUSED, at_40, None)
+
+
+def test_a_cancel_met_at_release_records_where_it_stopped(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 100)])
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "w", 30)
+        request_cancel(session, stage_id=stage_id)
+        run_id = get_stage(session, stage_id).run_id
+        at_40 = put_snapshot(session, run_id, 40, b"params at 40")
+        ended = end_slice(session, stage_id, "w", done=40, finished=False, snapshot_id=at_40)
+        stage = get_stage(session, stage_id)
+    assert ended.outcome is Outcome.CANCELLED
+    assert (stage.status, stage.end_snapshot_id) == (StageStatus.CANCELLED, at_40)
+
+
+def test_cancel_and_pause_apply_at_once_to_stages_no_live_worker_holds(engine: Engine) -> None:
+    (orphan,) = schedule(engine, [(1.0, 10)])
+    (live,) = schedule(engine, [(1.0, 10)])
+    (paused_orphan,) = schedule(engine, [(1.0, 10)])
+    with session_scope(engine) as session:
+        for stage_id in (orphan, live, paused_orphan):
+            claim_stage(session, stage_id, "w", 30)
+    lapse(engine, orphan)
+    lapse(engine, paused_orphan)
+    with session_scope(engine) as session:
+        run_of = {i: get_stage(session, i).run_id for i in (orphan, live, paused_orphan)}
+        asked = request_cancel(session, run_id=run_of[orphan], grace_seconds=30)
+        assert (asked.changed, asked.flagged) == ([orphan], [])
+        asked = request_cancel(session, run_id=run_of[live], grace_seconds=30)
+        assert (asked.changed, asked.flagged) == ([], [live])
+        asked = request_pause(session, run_id=run_of[paused_orphan], grace_seconds=30)
+        assert (asked.changed, asked.flagged) == ([paused_orphan], [])
+        gone = get_stage(session, orphan)
+        assert (gone.status, gone.worker, gone.error) == (
+            StageStatus.CANCELLED,
+            None,
+            "cancelled by request",
+        )
+        assert get_stage(session, live).status is StageStatus.RUNNING
+        assert get_stage(session, paused_orphan).status is StageStatus.PAUSED
+        assert resume(session, stage_id=paused_orphan) == [paused_orphan]
+
+
+def age_sends(engine: Engine, seconds: float) -> None:
+    """Every stage's last message, heartbeat and status change happened `seconds` earlier."""
+    with session_scope(engine) as session:
+        for stage in session.scalars(select(Stage)):
+            values = {"updated_at": stage.updated_at - timedelta(seconds=seconds)}
+            for stamp in ("sent_at", "heartbeat_at"):
+                if getattr(stage, stamp) is not None:
+                    values[stamp] = getattr(stage, stamp) - timedelta(seconds=seconds)
+            session.execute(update(Stage).where(Stage.id == stage.id).values(**values))
+
+
+def test_a_lost_message_is_sent_again_each_period_until_picked_up(engine: Engine) -> None:
+    (lapsed,) = schedule(engine, [(1.0, 10)])
+    ready, blocked = schedule(engine, [(1.0, 10), (1.0, 10)])
+    with session_scope(engine) as session:
+        claim_stage(session, lapsed, "w", 30)
+    lapse(engine, lapsed, 31)  # its grace (30 s) just ran out
+    with session_scope(engine) as session:
+        mark_sent(session, [ready])  # the CLI sent it: not lost yet
+        assert take_due(session, 30, 5) == [lapsed]
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == []  # at most one message per stage per period
+    age_sends(engine, 5)  # a period later, neither was picked up: both messages were lost
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == [lapsed, ready]
+        assert blocked not in take_due(session, 30, 5)  # never: an earlier stage is queued
+    with session_scope(engine) as session:
+        claim_stage(session, ready, "w2", 30)  # picked up: nothing more to send for it
+    age_sends(engine, 6)  # waited 42 s: once per 42 / 8 s
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5, queue="gradq") == [lapsed]
+        assert take_due(session, 30, 5, queue=["other"]) == []
+
+
+def test_a_long_wait_gets_fewer_duplicates(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 10)])
+    age_sends(engine, 800)  # queued 800 s behind a busy queue
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == [stage_id]
+    age_sends(engine, 50)  # one period is not enough now: 850 s waited / 8 > 50 s
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == []
+    age_sends(engine, 70)  # sent 120 s ago, waited 920 s: due (920 / 8 = 115)
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == [stage_id]
+
+
+def test_a_stage_released_a_moment_ago_is_not_sent_again(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 100)])
+    age_sends(engine, 60)
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "w", 30)
+        assert release_stage(session, stage_id, "w", 10) is StageStatus.QUEUED
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == []  # its worker is sending its next message
+
+
+def test_a_lost_holder_and_its_successor_never_deadlock(engine: Engine, db_url: str) -> None:
+    """The old holder's store and the successor's write lock the stage row first, both."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks that can deadlock: PostgreSQL (SQLite has one writer)")
+    (stage_id,) = schedule(engine, [(1.0, 100)])
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "old", 30)
+        run_id = get_stage(session, stage_id).run_id
+    lapse(engine, stage_id)
+    name = f"gradq-old-{secrets.token_hex(4)}"
+    old_engine = make_engine(db_url, connect_args={"application_name": name})
+    outcome: list[object] = []
+
+    def old_holder_stores() -> None:
+        try:
+            with session_scope(old_engine) as session:
+                store(session, stage_id, "old", run_id=run_id, iteration=50, done=50, blob=b"old")
+            outcome.append("stored")
+        except Exception as e:
+            outcome.append(e)
+
+    old = threading.Thread(target=old_holder_stores)
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :a AND "
+    waiting += "wait_event_type = 'Lock'"
+    try:
+        with session_scope(engine) as successor:
+            assert claim_stage(successor, stage_id, "new", 30)  # the stage row is locked now
+            old.start()
+            with engine.connect() as watch:  # the old holder waits on a lock before going on
+                while not watch.execute(text(waiting), {"a": name}).scalar():
+                    watch.rollback()
+                    assert old.is_alive(), outcome
+            put_snapshot(successor, run_id, 50, b"new")
+        old.join(60)
+    finally:
+        old_engine.dispose()
+    assert len(outcome) == 1 and isinstance(outcome[0], LeaseLost), outcome
+    with session_scope(engine) as session:
+        assert get_snapshot_bytes(session, get_snapshot_id(session, run_id, 50)) == b"new"
+
+
+def get_snapshot_id(session, run_id: int, iteration: int) -> int:
+    return session.scalar(
+        select(Snapshot.id).where(Snapshot.run_id == run_id, Snapshot.iteration == iteration)
+    )
+
+
+def test_a_stage_lost_again_waits_longer_before_it_is_sent(engine: Engine) -> None:
+    (stage_id,) = schedule(engine, [(1.0, 10)])
+    with session_scope(engine) as session:
+        claim_stage(session, stage_id, "w0", 30)
+    lapse(engine, stage_id)
+    with session_scope(engine) as session:
+        assert claim_stage(session, stage_id, "w1", 30)  # taken over once
+        assert get_stage(session, stage_id).takeovers == 1
+    lapse(engine, stage_id, 45)  # lost again: past its grace, not yet past twice the grace
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == []
+    lapse(engine, stage_id, 61)
+    with session_scope(engine) as session:
+        assert take_due(session, 30, 5) == [stage_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from worker.queues import broker_queue
 from worker.settings import Settings, settings_from_env
 
 
@@ -32,6 +33,25 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
     )
     return app
+
+
+def worker_argv(
+    queues: list[str],
+    database_id: str,
+    processes: int,
+    loglevel: str = "INFO",
+    name: str | None = None,
+) -> list[str]:
+    """The Celery worker command line `gradq worker` runs (tests run the same).
+
+    It consumes one broker queue per run queue on this database only. Mingle and gossip are off:
+    gradq needs neither (the database holds the state), and gossip fails to restart after a
+    broker reconnect (`Error on restarting Gossip: AttributeError`).
+    """
+    names = ",".join(broker_queue(queue, database_id) for queue in queues)
+    argv = ["worker", "-c", str(processes), "-Q", names, "-l", loglevel]
+    argv += ["--without-mingle", "--without-gossip"]
+    return argv + (["-n", name] if name else [])
 
 
 app = make_app()

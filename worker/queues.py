@@ -17,3 +17,16 @@ def split_broker_queue(name: str) -> tuple[str, str | None]:
     """(queue, database id prefix) of a broker queue name; (name, None) for a plain name."""
     queue, sep, short = name.rpartition(SEPARATOR)
     return (queue, short) if sep and queue else (name, None)
+
+
+def plain_queues(text: str) -> list[str]:
+    """The run queues a worker serves, from `-Q a,b` or GRADQ_QUEUE ("a,b"), in order."""
+    names = [name.strip() for name in text.split(",")]
+    names = list(dict.fromkeys(name for name in names if name))
+    bad = [name for name in names if SEPARATOR in name]
+    if not names or bad:
+        raise ValueError(
+            f"queue names {text!r}: give plain names separated by commas, without "
+            f"{SEPARATOR!r} (gradq adds the database itself, e.g. gradq@3f2a9c1b0d4e)"
+        )
+    return names

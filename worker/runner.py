@@ -19,24 +19,25 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from storage import cancel as requests
-from storage import metrics, runs, snapshots, stages
+from storage import runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError, StorageUnavailable
 from storage.models import Run, Stage, StageRequest, StageStatus
+from storage.stages import Outcome
 from worker import data, nn, snapshot, train
-from worker.errors import DataError, DivergedError, SnapshotError, WorkerError
+from worker.errors import DataError, SnapshotError, WorkerError
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
+MAX_ERROR_CHARS = 2000  # what a stage stores of an error message
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SliceResult:
     """What a slice did, and which stage (if any) needs a message next."""
 
-    status: str  # "dropped" | "continue" | "succeeded" | "paused" | "cancelled" | "failed"
+    status: Outcome
     stage_id: int
     queue: str | None = None  # the run's queue, where `send` goes
     send: int | None = None  # stage id to enqueue next: this stage's next slice or the next stage
@@ -138,88 +139,116 @@ class Slice:
         while not self._stop.wait(self.settings.heartbeat_seconds):
             try:
                 with session_scope(self.engine) as s:
-                    self.requested = self.hold(s)
+                    self.requested = stages.renew(s, self.stage_id, self.wid, self.done)
             except LeaseLost as e:
                 self.lost = e
                 return
             except StorageError as e:  # a passing outage: the next beat may go through
                 log.warning("stage %s: heartbeat failed: %s", self.stage_id, e)
 
-    def hold(self, session) -> StageRequest | None:
-        """Renew the lease inside `session` (LeaseLost if another worker has it)."""
-        return stages.heartbeat(session, self.stage_id, self.wid, self.done)
-
     def check(self) -> None:
         if self.lost is not None:
             raise self.lost
 
     def store(self, run: RunSpec, state: train.State, point: train.Point | None) -> int:
-        """A snapshot (and the point, if any) of `state`, in one transaction."""
+        """A snapshot (and the point, if any) of `state`, in one transaction under the lease."""
         blob = snapshot.dumps(state)
         with session_scope(self.engine) as s:
-            sid = snapshots.put_snapshot(s, run.id, state.iteration, blob)
-            if point is not None:
-                _add_point(s, run.id, point)
-            # last, so the stamp is fresh when a long write commits (and nothing is written
-            # if the lease is gone: LeaseLost rolls the transaction back)
-            self.requested = self.hold(s)
+            sid, self.requested = stages.store(
+                s,
+                self.stage_id,
+                self.wid,
+                run_id=run.id,
+                iteration=state.iteration,
+                done=self.done,
+                blob=blob,
+                point=_fields(point) if point is not None else None,
+            )
+        assert sid is not None
         self.saved = (state.iteration, sid)
         return sid
 
     def point(self, run: RunSpec, point: train.Point) -> None:
         with session_scope(self.engine) as s:
-            _add_point(s, run.id, point)
-            self.requested = self.hold(s)
+            _, self.requested = stages.store(
+                s,
+                self.stage_id,
+                self.wid,
+                run_id=run.id,
+                iteration=point.iteration,
+                done=self.done,
+                point=_fields(point),
+            )
 
 
-def _add_point(session, run_id: int, p: train.Point) -> None:
-    metrics.add_metric(
-        session,
-        run_id,
-        p.iteration,
-        train_acc=p.train_acc,
-        dev_acc=p.dev_acc,
-        loss=p.loss,
-        lr=p.lr,
-        wall=p.wall,
-    )
+def _fields(p: train.Point) -> dict[str, float | None]:
+    return {
+        "train_acc": p.train_acc,
+        "dev_acc": p.dev_acc,
+        "loss": p.loss,
+        "lr": p.lr,
+        "wall": p.wall,
+    }
 
 
-def run_slice(engine: Engine, settings: Settings, stage_id: int, wid: str | None = None) -> Outcome:
-    """Claim `stage_id` and train it for one slice; every failure ends up stored on the stage."""
+def run_slice(
+    engine: Engine,
+    settings: Settings,
+    stage_id: int,
+    wid: str | None = None,
+    queues: list[str] | None = None,
+) -> SliceResult:
+    """Claim `stage_id` and train it for one slice; every failure ends up stored on the stage.
+
+    `queues`: the run queues this worker serves (None: any); a stage of another queue is left
+    alone. Our own errors fail the stage with their message; any other exception (a bug, a
+    MemoryError) fails it with its type and message, the traceback going to the log; a lost
+    lease or database stops without writing, the lease lapses and a reaper sends it again.
+    """
     wid = wid or worker_id()
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
         if stage.status not in (StageStatus.QUEUED, StageStatus.RUNNING):
-            return Outcome("dropped", stage_id, detail=f"stage is {stage.status.value}")
-        if not stages.claim_stage(s, stage_id, wid, settings.lease_grace):
-            return Outcome("dropped", stage_id, detail="held by a live worker or not ready")
+            return SliceResult(Outcome.DROPPED, stage_id, detail=f"stage is {stage.status.value}")
+        queue = runs.get_run(s, stage.run_id).queue
+        if queues is not None and queue not in queues:
+            serves = ", ".join(queues)
+            detail = f"stage of queue {queue!r}; this worker serves {serves}"
+            return SliceResult(Outcome.DROPPED, stage_id, detail=detail)
+        if not stages.claim_stage(s, stage_id, wid, settings.lease_grace, queues):
+            detail = "held by a live worker or not ready"
+            return SliceResult(Outcome.DROPPED, stage_id, detail=detail)
     try:
         return _train_slice(engine, settings, stage_id, wid)
     except LeaseLost as e:
         log.warning("stage %s: %s; stopping without writing more", stage_id, e)
-        return Outcome("dropped", stage_id, detail=str(e))
-    except (DivergedError, DataError, SnapshotError, WorkerError, ValueError) as e:
+        return SliceResult(Outcome.DROPPED, stage_id, detail=str(e))
+    except StorageUnavailable as e:
+        # a dropped connection or an unreachable database passes: leave the lease to lapse,
+        # and a reaper sends the stage again to resume from its last snapshot
+        log.warning("stage %s: %s; it resumes once its lease lapses", stage_id, e)
+        return SliceResult(Outcome.DROPPED, stage_id, detail=str(e))
+    except (WorkerError, StorageError) as e:  # ours: the message says what was wrong
         return _fail(engine, stage_id, wid, str(e))
-    except StorageError as e:
-        if isinstance(e, StorageUnavailable):
-            # a dropped connection or an unreachable database passes: leave the lease to lapse,
-            # and a reaper sends the stage again to resume from its last snapshot
-            log.warning("stage %s: %s; it resumes once its lease lapses", stage_id, e)
-            return Outcome("dropped", stage_id, detail=str(e))
-        # the database refused what we wrote or read: record it once if it still listens
-        log.error("stage %s: %s", stage_id, e)
-        try:
-            return _fail(engine, stage_id, wid, str(e))
-        except StorageError:
-            return Outcome("dropped", stage_id, detail=str(e))
+    except Exception as e:  # a bug or the machine (MemoryError): recorded, never retried forever
+        log.exception("stage %s: unexpected error", stage_id)
+        return _fail(engine, stage_id, wid, f"{type(e).__name__}: {e}")
 
 
-def _fail(engine: Engine, stage_id: int, wid: str, error: str) -> Outcome:
+def _fail(engine: Engine, stage_id: int, wid: str, error: str) -> SliceResult:
+    """Store the failure if the lease is still ours; otherwise leave the stage to its holder."""
+    error = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS] + "…"
     log.error("stage %s failed: %s", stage_id, error)
-    with session_scope(engine) as s:
-        stages.fail_stage(s, stage_id, wid, error)
-    return Outcome("failed", stage_id, detail=error)
+    try:
+        with session_scope(engine) as s:
+            stages.fail_stage(s, stage_id, wid, error)
+    except LeaseLost as e:
+        log.warning("stage %s: not recording the failure: %s", stage_id, e)
+        return SliceResult(Outcome.DROPPED, stage_id, detail=str(e))
+    except StorageError as e:
+        log.warning("stage %s: could not record the failure (%s); its lease lapses", stage_id, e)
+        return SliceResult(Outcome.DROPPED, stage_id, detail=str(e))
+    return SliceResult(Outcome.FAILED, stage_id, detail=error)
 
 
 def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
@@ -242,7 +271,7 @@ def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
     return state
 
 
-def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) -> Outcome:
+def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) -> SliceResult:
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
         run = RunSpec.of(runs.get_run(s, stage.run_id))
@@ -257,7 +286,7 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
 
 def _train_held(
     job: Slice, run: RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
-) -> Outcome:
+) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     engine, settings, stage_id = job.engine, job.settings, job.stage_id
     first, target, _ = plan[position - 1]
@@ -269,8 +298,7 @@ def _train_held(
         )
     job.done = max(0, state.iteration - first)
     with session_scope(engine) as s:
-        job.hold(s)  # still ours after loading: only then drop what lies past the snapshot
-        snapshots.truncate_after(s, run.id, state.iteration)
+        stages.begin_slice(s, stage_id, job.wid, run.id, state.iteration, job.done)
     if state.iteration == base and run.parent_snapshot_id is None:
         job.store(run, state, None)  # iteration 0: the initial parameters, forkable
     ends = {end for _, end, _ in plan}  # every stage end gets a point and a snapshot
@@ -312,35 +340,21 @@ def _train_held(
     return _finish(job, run, state, target)
 
 
-def _finish(job: Slice, run: RunSpec, state: train.State, target: int) -> Outcome:
-    """Store where the slice stopped and hand the stage on."""
+def _finish(job: Slice, run: RunSpec, state: train.State, target: int) -> SliceResult:
+    """Store where the slice stopped and hand the stage on (the state machine decides how)."""
     sid = (
         job.saved[1]
         if job.saved and job.saved[0] == state.iteration
         else job.store(run, state, None)
     )
-    at = f"at iteration {state.iteration}"
     with session_scope(job.engine) as s:
-        asked = job.hold(s)  # the database's word: a resume may have withdrawn a pause
-        if state.iteration >= target:  # done; a request that came at the very end applies later
-            stages.finish_stage(s, job.stage_id, job.wid, sid, StageStatus.SUCCEEDED)
-            nxt = stages.next_stage(s, run.id)
-            if asked is StageRequest.CANCEL:
-                stage = stages.get_stage(s, job.stage_id)
-                stages.cancel_after(s, stage, "cancelled by request")
-                return Outcome(
-                    "succeeded", job.stage_id, run.queue, detail="later stages cancelled"
-                )
-            if nxt is not None and asked is StageRequest.PAUSE:
-                requests.request_pause(s, stage_id=nxt.id)
-                return Outcome("succeeded", job.stage_id, run.queue, detail="next stage paused")
-            send = nxt.id if nxt is not None and nxt.status is StageStatus.QUEUED else None
-            return Outcome("succeeded", job.stage_id, run.queue, send=send)
-        if asked is not None:
-            status = StageStatus.CANCELLED if asked is StageRequest.CANCEL else StageStatus.PAUSED
-            stages.finish_stage(s, job.stage_id, job.wid, sid, status)
-            return Outcome(status.value, job.stage_id, run.queue, detail=at)
-        status = stages.release_stage(s, job.stage_id, job.wid, job.done)
-    if status is not StageStatus.QUEUED:  # a pause or cancel that arrived since the last beat
-        return Outcome(status.value, job.stage_id, run.queue, detail=at)
-    return Outcome("continue", job.stage_id, run.queue, send=job.stage_id, detail=at)
+        ended = stages.end_slice(
+            s,
+            job.stage_id,
+            job.wid,
+            done=job.done,
+            finished=state.iteration >= target,
+            snapshot_id=sid,
+        )
+    detail = ended.detail or f"at iteration {state.iteration}"
+    return SliceResult(ended.outcome, job.stage_id, run.queue, send=ended.send, detail=detail)

@@ -1,4 +1,8 @@
-"""Celery tasks: thin adapters that pass stage ids to the runner and send the next message."""
+"""Celery tasks: thin adapters that pass stage ids to the runner and send the next message.
+
+A message is args [stage_id, database_id]: it goes to the broker queue of its run's queue on
+that database (worker.queues), so only workers of that database receive it.
+"""
 
 from __future__ import annotations
 
@@ -6,112 +10,238 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from celery import signals
+from celery import Task, signals
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from storage import migrate, reaper
+from storage import identity, migrate, reaper, stages
 from storage.db import make_engine, session_scope
+from storage.db import settings_from_env as storage_settings
+from storage.errors import NotFound, StorageError
 from worker import runner
 from worker.celery_app import app
+from worker.queues import broker_queue, plain_queues, split_broker_queue
 from worker.settings import settings_from_env
 
 log = logging.getLogger(__name__)
 TASK = "gradq.run_stage"
-_engine: tuple[int, Engine] | None = None  # (pid, engine): a forked child makes its own
+_engines: dict[str, Engine] = {}  # this process's engine per database URL
+_ids: dict[str, str] = {}  # database URL -> its identity
+_pid = os.getpid()  # whose engines these are: a forked child makes its own
 
 
 def engine() -> Engine:
-    """This process's engine, schema upgraded on first use."""
-    global _engine
-    if _engine is None or _engine[0] != os.getpid():
-        e = make_engine()
+    """This process's engine on the configured database, schema upgraded on first use."""
+    _forget_inherited()
+    url = storage_settings().database_url
+    if url not in _engines:
+        e = make_engine(url)
         migrate.ensure_schema(e)
-        _engine = (os.getpid(), e)
-    return _engine[1]
+        _engines[url] = e
+    return _engines[url]
 
 
-def send_stage(stage_id: int, queue: str | None = None) -> str:
+def database_id() -> str:
+    """The configured database's identity (read once per process)."""
+    eng = engine()
+    url = storage_settings().database_url
+    if url not in _ids:
+        with session_scope(eng, readonly=True) as s:
+            _ids[url] = identity.database_id(s)
+    return _ids[url]
+
+
+def _forget_inherited() -> None:
+    """In a forked pool process, let go of the parent's connections without closing them (they
+    are the parent's sockets: closing them here would break its transactions)."""
+    global _pid
+    if _pid == os.getpid():
+        return
+    for inherited in _engines.values():
+        inherited.dispose(close=False)
+    _engines.clear()
+    _ids.clear()
+    _pid = os.getpid()
+
+
+def served_queues() -> list[str]:
+    """The run queues this worker serves: GRADQ_QUEUE, which `gradq worker -Q` sets."""
+    return plain_queues(settings_from_env().queue)
+
+
+def publish(sends: list[tuple[int, str]], database: str) -> list[str]:
+    """Put a message [stage id, database id] for each (stage id, run queue); returns their ids.
+
+    The broker is the environment's now, not when `app` was built: a CLI or a test that sets
+    GRADQ_BROKER_URL after the first import sends where it checked.
+    """
+    if not sends:
+        return []
+    with app.connection_for_write(settings_from_env().broker_url) as conn:
+        return [
+            app.send_task(
+                TASK,
+                args=[stage_id, database],
+                queue=broker_queue(queue, database),
+                connection=conn,
+            ).id
+            for stage_id, queue in sends
+        ]
+
+
+def send_stages(eng: Engine, stage_ids: list[int]) -> list[str]:
+    """Send each stage to its run's queue on `eng`'s database, and record when."""
+    if not stage_ids:
+        return []
+    with session_scope(eng, readonly=True) as s:
+        queues = reaper.queues_of(s, stage_ids)
+        database = identity.database_id(s)
+    missing = [i for i in stage_ids if i not in queues]
+    if missing:
+        raise NotFound(f"no stage {missing[0]}")
+    ids = publish([(i, queues[i]) for i in stage_ids], database)
+    with session_scope(eng) as s:
+        reaper.mark_sent(s, stage_ids)
+    return ids
+
+
+def send_stage(stage_id: int, queue: str | None = None, database: str | None = None) -> str:
     """Queue a message that asks a worker to run (the next slice of) a stage; returns its id.
 
-    `queue` is the run's (default: GRADQ_QUEUE). The broker is the environment's now, not when
-    `app` was built: a CLI or a test that sets GRADQ_BROKER_URL after the first import sends
-    where it checked.
+    Without `queue` and `database`, they are the stage's run queue on the configured database.
     """
-    s = settings_from_env()
-    with app.connection_for_write(s.broker_url) as conn:
-        return app.send_task(TASK, args=[stage_id], queue=queue or s.queue, connection=conn).id
+    if queue is None or database is None:
+        return send_stages(engine(), [stage_id])[0]
+    return publish([(stage_id, queue)], database)[0]
 
 
-@app.task(name=TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_stage(stage_id: int) -> dict:
-    """Train one slice of a stage; idempotent: the database lease decides who trains."""
-    outcome = runner.run_slice(engine(), settings_from_env(), int(stage_id))
+@app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_stage(task: Task, stage_id: int, database: str | None = None) -> dict:
+    """Train one slice of a stage; idempotent: the database lease decides who trains.
+
+    A message from before databases had identities (no `database`) is for this database.
+    """
+    eng = engine()
+    if database is not None and database != database_id():
+        return _pass_on(task, int(stage_id), database)
+    outcome = runner.run_slice(eng, settings_from_env(), int(stage_id), queues=served_queues())
     log.info("stage %s: %s %s", stage_id, outcome.status, outcome.detail)
     if outcome.send is not None:
-        send_stage(outcome.send, outcome.queue)
-    return {"stage": stage_id, "status": outcome.status, "detail": outcome.detail}
+        send_stages(eng, [outcome.send])
+    return {"stage": stage_id, "status": str(outcome.status), "detail": outcome.detail}
+
+
+def _pass_on(task: Task, stage_id: int, database: str) -> dict:
+    """A message of another database: never train, change or drop its stage here; re-publish
+    it once to the broker queue of that database, where a worker serving it will get it."""
+    came = (task.request.delivery_info or {}).get("routing_key") or settings_from_env().queue
+    queue, _ = split_broker_queue(came)
+    target = broker_queue(queue, database)
+    mine = database_id()
+    if target == came:  # it would come straight back: only a reaper of its database can help
+        log.warning(
+            "stage %s is of database %s, not this worker's (%s), and came on that database's "
+            "queue %s: left to that database's reapers",
+            stage_id,
+            database,
+            mine,
+            came,
+        )
+        return {"stage": stage_id, "status": "stray", "detail": f"left for {database}"}
+    publish([(stage_id, queue)], database)
+    log.warning(
+        "stage %s is of database %s, not this worker's (%s): passed it on to queue %s",
+        stage_id,
+        database,
+        mine,
+        target,
+    )
+    return {"stage": stage_id, "status": "passed on", "detail": target}
 
 
 @signals.worker_process_init.connect
 def _child_start(**_: object) -> None:
     """Each pool process: its own database connections and its share of BLAS threads."""
-    global _engine
-    _engine = None
+    _forget_inherited()
     threadpool_limits(settings_from_env().blas_threads)
+
+
+_reaping = threading.Lock()  # held while the reaper's transaction is open
+_forks_guarded = False
+
+
+@contextmanager
+def reaper_session(eng: Engine) -> Iterator[Session]:
+    """The reaper's transaction; no pool process is forked while it is open (guard_forks)."""
+    with _reaping, session_scope(eng) as session:
+        yield session
+
+
+def guard_forks() -> None:
+    """Never fork a pool process in the middle of the reaper's transaction: SQLite keeps its
+    locks' state in process memory, and a child that inherits a write in progress waits on it
+    forever ("database is locked")."""
+    global _forks_guarded
+    if not _forks_guarded:
+        os.register_at_fork(
+            before=_reaping.acquire,
+            after_in_parent=_reaping.release,
+            after_in_child=_reaping.release,
+        )
+        _forks_guarded = True
 
 
 @signals.worker_ready.connect
 def _start_reaper(sender: object = None, **_: object) -> None:
     """The worker's main process watches for lost stages and sends them again."""
+    guard_forks()
     threading.Thread(target=_reap_forever, name="gradq-reaper", daemon=True).start()
 
 
-def queue_depth() -> int:
-    """Messages waiting in gradq's queue (not those already taken by a worker)."""
+def queue_depth(queue: str | None = None, database: str | None = None) -> int:
+    """Messages waiting in a run queue's broker queue (default: GRADQ_QUEUE on the configured
+    database), not those already taken by a worker."""
     s = settings_from_env()
+    if database is None:
+        try:
+            database = database_id()
+        except (StorageError, ValueError, OSError):  # no database to name: the plain queue
+            database = None
+    name = broker_queue(queue or s.queue, database) if database else queue or s.queue
     with app.connection_for_read(s.broker_url) as conn:
         # not passive: on Redis an empty queue has no key, and declaring it is a no-op
-        return conn.default_channel.queue_declare(queue=s.queue).message_count
+        return conn.default_channel.queue_declare(queue=name).message_count
 
 
-@dataclass
-class Reaped:
-    """What the reaper remembers between passes."""
+def reap_once(eng: Engine) -> list[int]:
+    """Fail stages lost too often, and send again those whose worker or message was lost.
 
-    sent: dict[int, float] = field(default_factory=dict)  # stage id -> when, until picked up
-    unsent: set[int] = field(default_factory=set)  # ready stages with no message at last pass
-
-
-def reap_once(eng: Engine, seen: Reaped, resend_after: float) -> list[int]:
-    """Send stages whose lease lapsed, and ready ones whose message is gone; returns ids sent."""
+    Whatever the queue depth: `sent_at` tells a message still waiting from a lost one, and
+    bounds the re-sends per stage (storage.reaper.take_due). Returns the ids sent.
+    """
     s = settings_from_env()
-    now = time.monotonic()
-    with session_scope(eng, readonly=True) as session:
-        lost = reaper.lapsed_stage_ids(session, s.lease_grace, s.queue)
-        ready = reaper.ready_stage_ids(session, s.queue)
-    unsent = set(ready) if ready and queue_depth() == 0 else set()
-    # a slice releases its stage a moment before it sends the next message, and a message a
-    # worker has taken is no longer in the queue: only a stage left unsent two passes is lost
-    stray, seen.unsent = sorted(unsent & seen.unsent), unsent
-    for stage_id in seen.sent.keys() - {*lost, *ready}:
-        del seen.sent[stage_id]  # a worker picked it up: if it is lost again, send it at once
-    due = [i for i in dict.fromkeys(lost + stray) if now - seen.sent.get(i, -1e9) >= resend_after]
-    for stage_id in due:
-        send_stage(stage_id)
-        seen.sent[stage_id] = now
+    queues = served_queues()
+    with reaper_session(eng) as session:
+        given_up = stages.reap(session, s.lease_grace)
+        due = reaper.take_due(session, s.lease_grace, s.reaper_seconds, queues)
+        where = reaper.queues_of(session, due)
+        database = identity.database_id(session)
+    if given_up:
+        log.warning("reaper: stages %s failed: their workers were lost too often", given_up)
+    publish([(i, where[i]) for i in due], database)
     return due
 
 
 def _reap_forever() -> None:
-    s = settings_from_env()
-    seen = Reaped()
+    period = settings_from_env().reaper_seconds
     while True:
-        time.sleep(s.reaper_seconds)
+        time.sleep(period)
         try:
-            ids = reap_once(engine(), seen, resend_after=max(s.lease_grace, 30.0))
+            ids = reap_once(engine())
             if ids:
                 log.warning("reaper: sent stages %s again", ids)
         except Exception as e:  # the reaper must outlive a passing broker or database outage
