@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,14 +12,20 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from control.errors import ControlError
+from control.output import visible
+from storage.db import settings_from_env
 from storage.errors import StorageError
 from worker.errors import WorkerError
+from worker.settings import url_secrets
 
 KNOWN = (StorageError, WorkerError, ControlError, ValueError, OSError)
 
 
 def one_line(error: BaseException | str) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    """The error as one visible line, with the configured URLs' passwords scrubbed out."""
+    text = visible(" ".join(str(error).split())) or type(error).__name__
+    for secret in url_secrets():
+        text = text.replace(secret, "***")
     return text if len(text) <= 400 else text[:397] + "..."
 
 
@@ -25,6 +33,8 @@ class GradqGroup(TyperGroup):
     """A click group whose errors are one line each: exit 1 for failures, 2 for usage."""
 
     def invoke(self, ctx: Any) -> Any:
+        if ctx.invoked_subcommand != "worker":  # a worker logs where Celery puts its logs
+            log_to_file()
         try:
             return super().invoke(ctx)
         except KNOWN as e:
@@ -46,9 +56,40 @@ class GradqGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("gradq: interrupted", err=True)
             sys.exit(130)
+        except Exception as e:  # not a user mistake: a bug, told as one, traceback kept
+            logging.getLogger("gradq").exception("internal error")
+            typer.echo(
+                f"gradq: internal error (a bug; please report it): {type(e).__name__}: "
+                f"{one_line(e)}; the traceback is in {log_path()}",
+                err=True,
+            )
+            sys.exit(1)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def log_path() -> Path:
+    return settings_from_env().data_dir / "gradq.log"
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """A log file (and its directory) made only when something is logged."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+def log_to_file() -> None:
+    """Warnings from the library go to gradq.log, not between the CLI's own lines (the CLI
+    says what failed once, itself)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _LazyFileHandler) for h in root.handlers):
+        handler = _LazyFileHandler(log_path(), delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
 
 
 def new_app(help_text: str, **kwargs: Any) -> typer.Typer:

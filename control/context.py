@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from sqlalchemy import Engine
 
 from control.errors import BrokerUnreachableError
 from storage import migrate
-from storage.db import make_engine, redact_url, settings_from_env
+from storage.db import check_shared, make_engine, redact_url, settings_from_env
 from storage.errors import StorageError
 
 
-def engine() -> Engine:
-    """The configured database, brought to the newest schema on first use."""
-    return _engine_for(settings_from_env().database_url)
+def engine(create: bool = False) -> Engine:
+    """The configured database, brought to the newest schema on first use.
+
+    Only commands that write pass `create=True`: reading a SQLite file that does not exist is
+    an error naming the path, never a new empty database."""
+    return _engine_for(settings_from_env().database_url, create)
 
 
 @cache
-def _engine_for(url: str) -> Engine:
-    eng = make_engine(url)
+def _engine_for(url: str, create: bool) -> Engine:
+    check_shared(url)
+    eng = make_engine(url, create=create)
     try:
         migrate.ensure_schema(eng)
     except StorageError as e:
@@ -49,13 +54,30 @@ def check_broker(timeout: float = 2.0) -> None:
         ) from None
 
 
-def live_workers(timeout: float = 1.0) -> list[str]:
-    """Names of the workers that answer a ping on the broker configured now."""
+@dataclass(frozen=True, order=True)
+class LiveWorker:
+    """A worker that answered on the broker, and the (queue, database id prefix) it consumes."""
+
+    name: str
+    queues: tuple[tuple[str, str | None], ...]
+
+    def serves(self, queue: str, database_id: str) -> bool:
+        """Whether it consumes `queue` for the database `database_id` (the full uuid hex)."""
+        return any(q == queue and d and database_id.startswith(d) for q, d in self.queues)
+
+
+def live_workers(timeout: float = 1.0) -> list[LiveWorker]:
+    """The workers that answer on the broker configured now, with the broker queues each reads."""
     from worker.celery_app import app
+    from worker.queues import split_broker_queue
 
     with app.connection_for_write(broker_url()) as conn:
-        replies = app.control.ping(timeout=timeout, connection=conn) or []
-    return sorted(name for reply in replies for name in reply)
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
+    return sorted(
+        LiveWorker(name, tuple(split_broker_queue(q["name"]) for q in queues or []))
+        for name, queues in replies.items()
+    )
 
 
 def send(stage_ids: list[int]) -> None:

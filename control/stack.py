@@ -249,7 +249,7 @@ def demo(
     jobs.check_data(dataset, 1000)
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
-        engine = context.engine()
+        engine = context.engine(create=True)
         opts = jobs.RunOptions(
             arch=submit._arch("10,10", None, "uniform", "float32"),
             dataset=dataset,
