@@ -85,11 +85,16 @@ def log_to_file() -> None:
     """Warnings from the library go to gradq.log, not between the CLI's own lines (the CLI
     says what failed once, itself)."""
     root = logging.getLogger()
-    if not any(isinstance(h, _LazyFileHandler) for h in root.handlers):
-        handler = _LazyFileHandler(log_path(), delay=True)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.setLevel(logging.WARNING)
-        root.addHandler(handler)
+    path = str(log_path().absolute())
+    for handler in [h for h in root.handlers if isinstance(h, _LazyFileHandler)]:
+        if handler.baseFilename == path:
+            return
+        root.removeHandler(handler)  # GRADQ_HOME changed within this process
+        handler.close()
+    handler = _LazyFileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
 
 
 def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
