@@ -103,7 +103,7 @@ def show(run: RunArg, as_json: Json = False) -> None:
         )
     )
     if d["waiting"]:
-        out.print(d["waiting"])
+        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
 
 
 def metrics_(

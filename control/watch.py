@@ -83,7 +83,7 @@ def follow(
             if not active or (keep_going is not None and not keep_going()):
                 return st
             if waiting is not None and (note := waiting.check(st, now)):
-                bar.console.print(note)
+                bar.console.print(note, soft_wrap=True)
             time.sleep(poll)
 
 
