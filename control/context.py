@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -11,6 +12,9 @@ from control.errors import BrokerUnreachableError
 from storage import migrate
 from storage.db import check_shared, make_engine, redact_url, settings_from_env
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def engine(create: bool = False) -> Engine:
@@ -68,16 +72,28 @@ class LiveWorker:
 
 def live_workers(timeout: float = 1.0) -> list[LiveWorker]:
     """The workers that answer on the broker configured now, with the broker queues each reads."""
-    from worker.celery_app import app
     from worker.queues import split_broker_queue
 
-    with app.connection_for_write(broker_url()) as conn:
+    app = _control_app(broker_url())
+    with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
         replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
     return sorted(
         LiveWorker(name, tuple(split_broker_queue(q["name"]) for q in queues or []))
         for name, queues in replies.items()
     )
+
+
+@cache
+def _control_app(url: str) -> Celery:
+    """A Celery app for broadcasts to `url`. Not worker.celery_app.app: Celery publishes a
+    broadcast through the app's producer pool, bound to the broker the environment named when
+    that app was built, whatever connection is passed (a process that imported gradq under
+    another GRADQ_BROKER_URL would ask the wrong broker and hear from no worker)."""
+    from worker.celery_app import make_app
+    from worker.settings import settings_from_env as worker_settings
+
+    return make_app(replace(worker_settings(), broker_url=url))
 
 
 def send(stage_ids: list[int]) -> None:

@@ -85,6 +85,35 @@ def test_status_lists_each_worker_with_its_queues_and_databases(sqlite_stack, mo
     assert "hunt" not in down.stdout + down.stderr and "er2" not in down.stdout + down.stderr
 
 
+def test_status_asks_the_broker_it_names_not_the_one_gradq_was_imported_with(sqlite_stack):
+    """A process that imported gradq under another GRADQ_BROKER_URL (as the test suite does in
+    the compose stack, where the stack's broker is Redis database 0 and the tests' is 15) still
+    hears the workers of the broker configured when it asks."""
+    name = f"elsewhere-{uuid.uuid4().hex[:6]}"
+    start_celery_worker(sqlite_stack, [sqlite_stack.env["GRADQ_QUEUE"]], name)
+    url = sqlite_stack.env["GRADQ_BROKER_URL"]
+    other = url.rsplit("/", 1)[0] + ("/14" if not url.endswith("/14") else "/13")
+    script = (
+        "import os, worker.tasks, control.context as c\n"
+        "worker.tasks.app.amqp.producer_pool  # the imported app's pool: the other broker\n"
+        f"os.environ['GRADQ_BROKER_URL'] = {url!r}\n"
+        "for _ in range(20):\n"
+        "    names = [w.name for w in c.live_workers()]\n"
+        f"    if any(n.startswith('{name}@') for n in names):\n"
+        "        break\n"
+        "print(names)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**sqlite_stack.env, "GRADQ_BROKER_URL": other},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"'{name}@" in found.stdout, found.stdout + found.stderr
+
+
 def test_a_run_nobody_serves_says_so_and_how_to_fix_it(sqlite_stack, small_mnist, redis_url):
     queue = sqlite_stack.env["GRADQ_QUEUE"]
     run = json.loads(
