@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # vendored
 from typer.core import TyperGroup
 
 from control.errors import ControlError
@@ -35,28 +34,22 @@ class GradqGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         if ctx.invoked_subcommand != "worker":  # a worker logs where Celery puts its logs
             log_to_file()
-        try:
-            return super().invoke(ctx)
-        except KNOWN as e:
-            raise ClickException(one_line(e)) from None
+        return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
-        except NoArgsIsHelpError as e:
-            typer.echo(e.format_message(), err=True)
-            sys.exit(2)
-        except UsageError as e:
-            cmd = e.ctx.command_path if e.ctx else "gradq"
-            typer.echo(f"{cmd}: {one_line(e.format_message())} (see '{cmd} --help')", err=True)
-            sys.exit(e.exit_code)
-        except ClickException as e:
-            typer.echo(f"gradq: error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
+        except typer.TyperException as e:  # Click's own errors: usage (2), or help asked for
+            typer.echo(click_error(e), err=True)
+            sys.exit(getattr(e, "exit_code", 1))
+        except KNOWN as e:  # user mistakes and the world's failures: what, and what would be right
+            typer.echo(f"gradq: error: {one_line(e)}", err=True)
+            sys.exit(1)
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("gradq: interrupted", err=True)
             sys.exit(130)
         except Exception as e:  # not a user mistake: a bug, told as one, traceback kept
+            log_to_file()
             logging.getLogger("gradq").exception("internal error")
             typer.echo(
                 f"gradq: internal error (a bug; please report it): {type(e).__name__}: "
@@ -67,6 +60,18 @@ class GradqGroup(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def click_error(error: Exception) -> str:
+    """A Click error as one line naming the command, or the help it asked to show."""
+    message = error.format_message() if hasattr(error, "format_message") else str(error)
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return f"gradq: error: {one_line(message)}"
+    if message == ctx.get_help():  # a group called with no command: its help
+        return message
+    cmd = ctx.command_path
+    return f"{cmd}: {one_line(message)} (see '{cmd} --help')"
 
 
 def log_path() -> Path:
