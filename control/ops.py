@@ -83,12 +83,14 @@ def _broker_part(out: dict) -> list[context.LiveWorker] | None:
 
     try:
         context.check_broker()
-        out["broker_ok"] = True
         out["queue_depth"] = tasks.queue_depth()
         live = context.live_workers(timeout=STATUS_TIMEOUT)
-    except BrokerUnreachableError as e:
-        out |= {"broker_ok": False, "broker_error": str(e), "workers": [], "queue_depth": None}
+    except Exception as e:  # unreachable, or failing mid-way: reported, not raised
+        why = one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
+        out |= {"broker_ok": False, "broker_error": one_line(why), "workers": []}
+        out.setdefault("queue_depth", None)
         return None
+    out["broker_ok"] = True
     out["workers"] = [
         {"name": w.name, "queues": [{"queue": q, "database": d} for q, d in w.queues]} for w in live
     ]
