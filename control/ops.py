@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from control import context, workers
 from control.app import one_line
 from control.errors import BrokerUnreachableError
-from control.output import print_json, table
+from control.output import cell, print_json, table
 from storage import migrate
 from storage.db import redact_url, session_scope, settings_from_env
 from storage.models import Stage
@@ -108,7 +108,7 @@ def _database_part(out: dict, live: list[context.LiveWorker] | None) -> None:
             counts = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
         out["stages"] = {str(getattr(k, "value", k)): n for k, n in counts}
         queued = workers.queued_by_queue(engine)
-        notes = workers.unserved(engine, set(queued), live) if live is not None else {}
+        notes = workers.unserved(engine, set(queued), live)  # asks again if the broker was down
         out["waiting"] = [
             {"queue": q, "queued_stages": queued[q], "note": note} for q, note in notes.items()
         ]
@@ -124,7 +124,7 @@ def _database_part(out: dict, live: list[context.LiveWorker] | None) -> None:
 def _status_table(out: dict) -> None:
     rows = [
         ["broker", f"{out['broker']} ({'up' if out['broker_ok'] else 'DOWN'})"],
-        ["queue", f"{out['queue']}: {out.get('queue_depth')} waiting"],
+        ["queue", f"{out['queue']}: {cell(out.get('queue_depth'))} messages waiting"],
     ]
     for w in out["workers"]:
         queues = ", ".join(
