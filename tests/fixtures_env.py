@@ -24,6 +24,9 @@ OTHERS = (
     "NO_COLOR",
     "TTY_COMPATIBLE",
     "TTY_INTERACTIVE",
+    "CELERY_BROKER_URL",  # Celery reads these itself
+    "CELERY_RESULT_BACKEND",
+    "CELERY_CONFIG_MODULE",
 )
 
 
