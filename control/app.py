@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # vendored
 from typer.core import TyperGroup
 
 from control.errors import ControlError
+from control.output import visible
+from storage.db import settings_from_env
 from storage.errors import StorageError
 from worker.errors import WorkerError
+from worker.settings import url_secrets
 
 KNOWN = (StorageError, WorkerError, ControlError, ValueError, OSError)
 
 
 def one_line(error: BaseException | str) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    """The error as one visible line, with the configured URLs' passwords scrubbed out."""
+    text = visible(" ".join(str(error).split())) or type(error).__name__
+    for secret in url_secrets():
+        text = text.replace(secret, "***")
     return text if len(text) <= 400 else text[:397] + "..."
 
 
@@ -25,30 +32,74 @@ class GradqGroup(TyperGroup):
     """A click group whose errors are one line each: exit 1 for failures, 2 for usage."""
 
     def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KNOWN as e:
-            raise ClickException(one_line(e)) from None
+        if ctx.invoked_subcommand != "worker":  # a worker logs where Celery puts its logs
+            log_to_file()
+        return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
-        except NoArgsIsHelpError as e:
-            typer.echo(e.format_message(), err=True)
-            sys.exit(2)
-        except UsageError as e:
-            cmd = e.ctx.command_path if e.ctx else "gradq"
-            typer.echo(f"{cmd}: {one_line(e.format_message())} (see '{cmd} --help')", err=True)
-            sys.exit(e.exit_code)
-        except ClickException as e:
-            typer.echo(f"gradq: error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
+        except typer.TyperException as e:  # Click's own errors: usage (2), or help asked for
+            typer.echo(click_error(e), err=True)
+            sys.exit(getattr(e, "exit_code", 1))
+        except KNOWN as e:  # user mistakes and the world's failures: what, and what would be right
+            typer.echo(f"gradq: error: {one_line(e)}", err=True)
+            sys.exit(1)
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("gradq: interrupted", err=True)
             sys.exit(130)
+        except Exception as e:  # not a user mistake: a bug, told as one, traceback kept
+            log_to_file()
+            logging.getLogger("gradq").exception("internal error")
+            typer.echo(
+                f"gradq: internal error (a bug; please report it): {type(e).__name__}: "
+                f"{one_line(e)}; the traceback is in {log_path()}",
+                err=True,
+            )
+            sys.exit(1)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def click_error(error: Exception) -> str:
+    """A Click error as one line naming the command, or the help it asked to show."""
+    message = error.format_message() if hasattr(error, "format_message") else str(error)
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return f"gradq: error: {one_line(message)}"
+    if message == ctx.get_help():  # a group called with no command: its help
+        return message
+    cmd = ctx.command_path
+    return f"{cmd}: {one_line(message)} (see '{cmd} --help')"
+
+
+def log_path() -> Path:
+    return settings_from_env().data_dir / "gradq.log"
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """A log file (and its directory) made only when something is logged."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+def log_to_file() -> None:
+    """Warnings from the library go to gradq.log, not between the CLI's own lines (the CLI
+    says what failed once, itself)."""
+    root = logging.getLogger()
+    path = str(log_path().absolute())
+    for handler in [h for h in root.handlers if isinstance(h, _LazyFileHandler)]:
+        if handler.baseFilename == path:
+            return
+        root.removeHandler(handler)  # GRADQ_HOME changed within this process
+        handler.close()
+    handler = _LazyFileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
 
 
 def new_app(help_text: str, **kwargs: Any) -> typer.Typer:

@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from control.errors import BrokerUnreachableError
 from storage import migrate
-from storage.db import make_engine, redact_url, settings_from_env
+from storage.db import check_shared, make_engine, redact_url, settings_from_env
 from storage.errors import StorageError
 
+if TYPE_CHECKING:
+    from celery import Celery
 
-def engine() -> Engine:
-    """The configured database, brought to the newest schema on first use."""
-    return _engine_for(settings_from_env().database_url)
+
+def engine(create: bool = False) -> Engine:
+    """The configured database, brought to the newest schema on first use.
+
+    Only commands that write pass `create=True`: reading a SQLite file that does not exist is
+    an error naming the path, never a new empty database."""
+    return _engine_for(settings_from_env().database_url, create)
 
 
 @cache
-def _engine_for(url: str) -> Engine:
-    eng = make_engine(url)
+def _engine_for(url: str, create: bool) -> Engine:
+    check_shared(url)
+    eng = make_engine(url, create=create)
     try:
         migrate.ensure_schema(eng)
     except StorageError as e:
@@ -49,13 +58,42 @@ def check_broker(timeout: float = 2.0) -> None:
         ) from None
 
 
-def live_workers(timeout: float = 1.0) -> list[str]:
-    """Names of the workers that answer a ping on the broker configured now."""
-    from worker.celery_app import app
+@dataclass(frozen=True, order=True)
+class LiveWorker:
+    """A worker that answered on the broker, and the (queue, database id prefix) it consumes."""
 
-    with app.connection_for_write(broker_url()) as conn:
-        replies = app.control.ping(timeout=timeout, connection=conn) or []
-    return sorted(name for reply in replies for name in reply)
+    name: str
+    queues: tuple[tuple[str, str | None], ...]
+
+    def serves(self, queue: str, database_id: str) -> bool:
+        """Whether it consumes `queue` for the database `database_id` (the full uuid hex)."""
+        return any(q == queue and d and database_id.startswith(d) for q, d in self.queues)
+
+
+def live_workers(timeout: float = 1.0) -> list[LiveWorker]:
+    """The workers that answer on the broker configured now, with the broker queues each reads."""
+    from worker.queues import split_broker_queue
+
+    app = _control_app(broker_url())
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
+    return sorted(
+        LiveWorker(name, tuple(split_broker_queue(q["name"]) for q in queues or []))
+        for name, queues in replies.items()
+    )
+
+
+@cache
+def _control_app(url: str) -> Celery:
+    """A Celery app for broadcasts to `url`. Not worker.celery_app.app: Celery publishes a
+    broadcast through the app's producer pool, bound to the broker the environment named when
+    that app was built, whatever connection is passed (a process that imported gradq under
+    another GRADQ_BROKER_URL would ask the wrong broker and hear from no worker)."""
+    from worker.celery_app import make_app
+    from worker.settings import settings_from_env as worker_settings
+
+    return make_app(replace(worker_settings(), broker_url=url))
 
 
 def send(stage_ids: list[int]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from control import context, parse, report
+from control import context, parse, report, workers
 from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
@@ -49,20 +49,21 @@ def show(run: RunArg, as_json: Json = False) -> None:
     parse.ident(run, "run")
     engine = context.engine()
     d = report.run_dict(engine, run)
+    d["waiting"] = workers.waiting_note(engine, run)
     if as_json:
         print_json(d)
         return
     out = console()
     settings = d["settings"]
     batch = "full batch" if settings["batch_size"] is None else f"batch {settings['batch_size']}"
-    out.print(f"run {d['id']}  {d['name']}  [{d['status']}]  created {cell(d['created_at'])}")
+    out.print(f"run {d['id']}  {cell(d['name'])}  [{d['status']}]  created {cell(d['created_at'])}")
     out.print(
         f"  net 784-{'-'.join(map(str, settings['hidden']))}-10 "
         f"{','.join(settings['activations'])}, init {settings['init']}, {settings['dtype']}, "
         f"seed {settings['seed']}, {batch}"
     )
     out.print(
-        f"  data {settings['dataset']} (dev {settings['dev_size']}), point every "
+        f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
         f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
     )
     for hop in d["lineage"]:
@@ -102,6 +103,8 @@ def show(run: RunArg, as_json: Json = False) -> None:
             boundaries=starts,
         )
     )
+    if d["waiting"]:
+        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
 
 
 def metrics_(

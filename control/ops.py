@@ -9,15 +9,17 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
-from control import context
+from control import context, workers
+from control.app import one_line
 from control.errors import BrokerUnreachableError
-from control.output import print_json, table
+from control.output import cell, print_json, table
 from storage import migrate
 from storage.db import redact_url, session_scope, settings_from_env
 from storage.models import Stage
 from worker import data, fetch
 from worker.settings import settings_from_env as worker_settings
 
+STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 db_app = typer.Typer(
     help="The database: upgrade its schema, show its revision.", no_args_is_help=True
@@ -51,61 +53,100 @@ def worker(
     s = worker_settings()
     queues = plain_queues(s.queue)
     context.check_broker()
-    engine = context.engine()  # the schema is upgraded once here, not by every pool process
+    engine = context.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
 
 
 def status(as_json: Json = False) -> None:
-    """Broker, database, live workers and queue depth, with passwords hidden.
+    """Broker, database, live workers (queues and databases) and waiting work, passwords hidden.
 
     Example: gradq status
     """
-    from worker import tasks
-
     ws, ss = worker_settings(), settings_from_env()
     out: dict = {
         "broker": redact_url(ws.broker_url),
         "queue": ws.queue,
         "database": redact_url(ss.database_url),
+        "database_id": None,
     }
+    live = _broker_part(out)
+    _database_part(out, live)
+    if as_json:
+        print_json(out)
+    else:
+        _status_table(out)
+    if not (out["broker_ok"] and out["database_ok"]):
+        raise typer.Exit(1)
+
+
+def _broker_part(out: dict) -> list[context.LiveWorker] | None:
+    """Fill in the broker's side; returns the live workers (None when the broker is down)."""
+    from worker import tasks
+
     try:
         context.check_broker()
-        out["broker_ok"] = True
         out["queue_depth"] = tasks.queue_depth()
-        out["workers"] = context.live_workers()
-    except BrokerUnreachableError as e:
-        out |= {"broker_ok": False, "broker_error": str(e), "workers": [], "queue_depth": None}
+        live = context.live_workers(timeout=STATUS_TIMEOUT)
+    except Exception as e:  # unreachable, or failing mid-way: reported, not raised
+        why = one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
+        out |= {"broker_ok": False, "broker_error": one_line(why), "workers": []}
+        out.setdefault("queue_depth", None)
+        return None
+    out["broker_ok"] = True
+    out["workers"] = [
+        {"name": w.name, "queues": [{"queue": q, "database": d} for q, d in w.queues]} for w in live
+    ]
+    return live
+
+
+def _database_part(out: dict, live: list[context.LiveWorker] | None) -> None:
+    """Fill in the database's side: revision, stages by status, work no live worker serves."""
     try:
         engine = context.engine()
         out["database_revision"] = migrate.current_revision(engine)
         out["database_head"] = migrate.head_revision()
+        out["database_id"] = workers.this_database(engine)
         with session_scope(engine, readonly=True) as s:
             counts = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
         out["stages"] = {str(getattr(k, "value", k)): n for k, n in counts}
+        queued = workers.queued_by_queue(engine)
+        notes = workers.unserved(engine, set(queued), live)  # asks again if the broker was down
+        out["waiting"] = [
+            {"queue": q, "queued_stages": queued[q], "note": note} for q, note in notes.items()
+        ]
         out["database_ok"] = True
-    except Exception as e:
-        out |= {"database_ok": False, "database_error": " ".join(str(e).split())}
-    if as_json:
-        print_json(out)
-    else:
-        table(
-            ["what", "state"],
-            [
-                ["broker", f"{out['broker']} ({'up' if out['broker_ok'] else 'DOWN'})"],
-                ["queue", f"{out['queue']}: {out.get('queue_depth')} waiting"],
-                ["workers", ", ".join(out["workers"]) or "none answering"],
-                ["database", f"{out['database']} ({'up' if out['database_ok'] else 'DOWN'})"],
-                [
-                    "stages",
-                    ", ".join(f"{k} {v}" for k, v in sorted(out.get("stages", {}).items()))
-                    or "none",
-                ],
-            ],
+    except Exception as e:  # reported, not raised: status shows what it can
+        out |= {"database_ok": False, "database_error": one_line(e), "waiting": []}
+    mine = out["database_id"] or ""
+    for w in out["workers"]:
+        for q in w["queues"]:
+            q["this_database"] = bool(mine and q["database"] and mine.startswith(q["database"]))
+
+
+def _status_table(out: dict) -> None:
+    rows = [
+        ["broker", f"{out['broker']} ({'up' if out['broker_ok'] else 'DOWN'})"],
+        ["queue", f"{out['queue']}: {cell(out.get('queue_depth'))} messages waiting"],
+    ]
+    for w in out["workers"]:
+        queues = ", ".join(
+            f"{q['queue']} ({'this database' if q['this_database'] else q['database'] or 'any'})"
+            for q in w["queues"]
         )
-    if not (out["broker_ok"] and out["database_ok"]):
-        raise typer.Exit(1)
+        rows.append(["worker", f"{w['name']}: {queues or 'no queues'}"])
+    if not out["workers"]:
+        rows.append(["workers", "none answering"])
+    database = f"{out['database']} ({'up' if out['database_ok'] else 'DOWN'})"
+    if out["database_id"]:
+        database += f", id {out['database_id'][:12]}"
+    rows.append(["database", database])
+    stages = ", ".join(f"{k} {v}" for k, v in sorted(out.get("stages", {}).items()))
+    rows.append(["stages", stages or "none"])
+    rows += [["waiting", w["note"]] for w in out["waiting"]]
+    rows += [[k.replace("_", " "), out[k]] for k in ("broker_error", "database_error") if k in out]
+    table(["what", "state"], rows)
 
 
 @db_app.command("upgrade")
@@ -128,7 +169,7 @@ def db_current() -> None:
     from storage.db import make_engine
 
     url = settings_from_env().database_url
-    rev = migrate.current_revision(make_engine(url))
+    rev = migrate.current_revision(make_engine(url, create=False))
     typer.echo(
         f"{redact_url(url)}: revision {rev or 'none (empty)'}; newest {migrate.head_revision()}"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,20 @@ from rich.console import Console
 from rich.table import Table
 
 SHADES = " .:-=+*#%@"  # dark to light, for digits
+# C0 and C1 controls, DEL, line and paragraph separators, and bidirectional overrides: what can
+# move the cursor, retitle or clear a terminal, fake a table row or reorder what is shown
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str) -> str:
+    """Text from a database or a user with every control character shown as an escape (\\x1b)."""
+    return CONTROL.sub(lambda m: NAMED.get(m[0]) or _escape(m[0]), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def console() -> Console:
@@ -23,7 +38,8 @@ def console() -> Console:
 
 def print_json(value: Any) -> None:
     """Strict JSON: NaN and infinities become null."""
-    console().print_json(json.dumps(_finite(value), default=_jsonable, allow_nan=False))
+    text = json.dumps(_finite(value), default=_jsonable, allow_nan=False)
+    console().print_json(text, ensure_ascii=True)  # escapes C1 controls and bidi marks too
 
 
 def _finite(value: Any) -> Any:
@@ -64,7 +80,7 @@ def cell(value: Any) -> str:
         return "nan" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    return visible(str(value))
 
 
 def pct(value: float | None) -> str:

@@ -6,10 +6,12 @@ import math
 
 import typer
 
+from control.output import CONTROL, visible
 from storage import runs
 from worker import limits, nn
 
 MAX_ITERATIONS = 10_000_000
+MAX_NAME = 200
 MAX_ID = 2**31 - 1
 
 
@@ -108,3 +110,19 @@ def arch(hidden_sizes: tuple[int, ...], activations: tuple[str, ...] | None) -> 
             "give one per layer (e.g. --hidden 10,10 --act relu,sigmoid)"
         )
     return nn.Arch(hidden=hidden_sizes, acts=activations)
+
+
+def name(text: str | None) -> str | None:
+    """A run name: printable text (no escape sequences or newlines to trick a terminal)."""
+    if text is None:
+        return None
+    if CONTROL.search(text):
+        raise typer.BadParameter(
+            f"'{visible(text)[:60]}' holds control characters (shown escaped); "
+            "give printable text (e.g. --name 'lr 0.5 relu')"
+        )
+    if len(text) > MAX_NAME:
+        raise typer.BadParameter(
+            f"a name of {len(text):,} characters is too long (at most {MAX_NAME})"
+        )
+    return text

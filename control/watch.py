@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from rich.progress import (
 )
 from sqlalchemy import Engine
 
+from control import workers
 from control.output import console, pct
 from storage import metrics, stages
 from storage.db import session_scope
@@ -45,6 +47,7 @@ def follow(
         TextColumn("{task.fields[status]} {task.fields[acc]}"),
     )
     seen: dict[int, tuple[float, int]] = {}
+    waiting = Waiting(engine, run_id) if keep_going is None else None  # --local never waits
     with Progress(*columns, console=console(), transient=False) as bar:
         tasks: dict[int, int] = {}
         while True:
@@ -79,4 +82,35 @@ def follow(
             active = [x for x in st if x.status in (StageStatus.QUEUED, StageStatus.RUNNING)]
             if not active or (keep_going is not None and not keep_going()):
                 return st
+            if waiting is not None and (note := waiting.check(st, now)):
+                bar.console.print(note, soft_wrap=True)
             time.sleep(poll)
+
+
+class Waiting:
+    """Says once, a few seconds into a wait, why queued stages wait: no live worker for them."""
+
+    FIRST = 2.0  # seconds queued with none running before asking the broker
+    EVERY = 10.0  # seconds between asks while it goes on
+
+    def __init__(self, engine: Engine, run_id: int):
+        self.engine, self.run_id = engine, run_id
+        self.since: float | None = None
+        self.asked = -math.inf
+        self.said: str | None = None
+
+    def check(self, st: list, now: float) -> str | None:
+        """A note to print now, or None (nothing waits, not long enough, or already said)."""
+        states = {x.status for x in st}
+        if StageStatus.QUEUED not in states or StageStatus.RUNNING in states:
+            self.since = None
+            return None
+        self.since = now if self.since is None else self.since
+        if now - self.since < self.FIRST or now - self.asked < self.EVERY:
+            return None
+        self.asked = now
+        note = workers.waiting_note(self.engine, self.run_id)
+        if note == self.said:
+            return None
+        self.said = note
+        return note

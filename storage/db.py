@@ -1,6 +1,7 @@
 """Where the database is, how to connect to it, and the one session scope every query runs in."""
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -8,6 +9,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,9 +52,13 @@ def normalize_url(url: str | URL) -> URL:
     if text.startswith("postgres://"):
         text = "postgresql://" + text.removeprefix("postgres://")
     try:
-        parsed = make_url(text)
-    except ArgumentError as e:
-        raise ValueError(f"not a database URL: {text!r} (e.g. sqlite:///gradq.db)") from e
+        parsed = make_url(quote_userinfo(text))
+    except (ArgumentError, ValueError) as e:
+        why = "its port is not a number" if isinstance(e, ValueError) else "it cannot be parsed"
+        raise ValueError(
+            f"not a database URL: {redact_url(text)} ({why}; e.g. sqlite:////abs/path/gradq.db "
+            "or postgresql://user:password@host:5432/gradq)"
+        ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -60,22 +66,101 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
+def _split(text: str, *, query: bool = False) -> tuple[str, str, str] | None:
+    """(scheme and slashes, userinfo, the rest) of `text`, or None when it holds no '@'.
+
+    The userinfo ends at the last '@' (before the query unless `query`), so a password may
+    hold '@', '/' or '?'."""
+    scheme, sep, rest = text.partition(":")
+    if not sep:
+        scheme, rest = "", text
+    body = rest.lstrip("/")
+    lead = (scheme + sep if sep else "") + rest[: len(rest) - len(body)]
+    searched = body if query else body.partition("?")[0]
+    at = searched.rfind("@")
+    if at < 0:
+        return None
+    return lead, body[:at], body[at + 1 :]
+
+
+def quote_userinfo(text: str) -> str:
+    """Percent-encode '@' inside the userinfo, so `u:p@ss@host` means password `p@ss`."""
+    parts = _split(text)
+    if parts is None or "@" not in parts[1] or text.startswith("sqlite"):
+        return text
+    lead, userinfo, rest = parts
+    return f"{lead}{userinfo.replace('@', '%40')}@{rest}"
+
+
 def redact_url(url: str | URL) -> str:
-    """The URL with its password replaced by ***, fit for logs and `gradq db` output."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    """The URL with its password replaced by ***, whatever its shape; fit for logs and output."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    text = re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+    parts = _split(text, query=True)
+    if parts is None:
+        return text
+    lead, userinfo, rest = parts
+    user, colon, _ = userinfo.partition(":")
+    if colon:
+        return f"{lead}{user}:***@{rest}"
+    return f"{lead}{userinfo if lead.endswith('//') else '***'}@{rest}"
 
 
-def make_engine(url: str | URL | None = None, **kwargs: Any) -> Engine:
-    """An engine for `url` (default: settings); SQLite gets WAL, a busy timeout and foreign keys."""
+def secrets_in(url: str) -> list[str]:
+    """The password `url` holds, as written and as parsed, for scrubbing it out of messages."""
+    parts = _split(url, query=True)
+    found = re.findall(r"(?i)password=([^&]+)", url)
+    if parts is not None and ":" in parts[1]:
+        password = parts[1].partition(":")[2]
+        found += [password, unquote(password)]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def sqlite_file(parsed: URL) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database."""
+    name = parsed.database or ""
+    if parsed.query.get("mode") == "memory" or name in ("", ":memory:"):
+        return None
+    if name.startswith("file:"):
+        if parsed.query.get("uri") != "true":
+            raise ValueError(
+                f"sqlite:///{name} names a SQLite URI without ?uri=true; give a path instead "
+                "(e.g. sqlite:////abs/path/gradq.db)"
+            )
+        name = name.removeprefix("file:").partition("?")[0]
+        if name in ("", ":memory:"):
+            return None
+    return Path(name).expanduser()
+
+
+def check_shared(url: str | URL) -> None:
+    """Refuse an in-memory SQLite database: the CLI and the workers must share one database."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite" and sqlite_file(parsed) is None:
+        raise StorageError(
+            f"{redact_url(parsed)} is an in-memory database, which lives and dies with one "
+            "process; gradq's CLI and workers must share one: use a file "
+            "(sqlite:////abs/path/gradq.db) or PostgreSQL"
+        )
+
+
+def make_engine(url: str | URL | None = None, *, create: bool = True, **kwargs: Any) -> Engine:
+    """An engine for `url` (default: settings); SQLite gets WAL, a busy timeout and foreign keys.
+
+    With `create=False` a SQLite file that does not exist is an error (readers never create)."""
     parsed = normalize_url(url if url is not None else settings_from_env().database_url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(parsed, **kwargs)
-    if parsed.database and parsed.database != ":memory:" and "mode=memory" not in str(parsed):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(parsed)
+    if path is not None and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif path is not None and not path.exists():
+        raise StorageError(
+            f"no database at {path}: nothing was stored there yet (`gradq train` or "
+            "`gradq db upgrade` creates it; GRADQ_DATABASE_URL or GRADQ_HOME chooses another)"
+        )
     connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
     engine = create_engine(parsed, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)

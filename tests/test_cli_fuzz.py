@@ -44,6 +44,7 @@ def queue_only(tmp_path, redis_url, small_mnist, monkeypatch):
     monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
     queue = f"fuzz-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("GRADQ_QUEUE", queue)
+    monkeypatch.setenv("GRADQ_BROKER_URL", redis_url)  # where it cleans up, not a default
     yield small_mnist
     client = redis.Redis.from_url(redis_url)  # no worker reads it: leave no messages behind
     client.delete(*client.keys(f"{queue}*") or [queue])

@@ -191,10 +191,10 @@ def test_status_reports_workers_and_hides_passwords(sqlite_stack, monkeypatch):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         d = json.loads(ok("status", "--json").stdout)
-        if any(w.startswith(f"{name}@") for w in d["workers"]):
+        if any(w["name"].startswith(f"{name}@") for w in d["workers"]):
             break
         time.sleep(0.5)
-    assert any(w.startswith(f"{name}@") for w in d["workers"]), d["workers"]
+    assert any(w["name"].startswith(f"{name}@") for w in d["workers"]), d["workers"]
     assert d["broker_ok"] and d["database_ok"] and d["queue_depth"] == 0
     monkeypatch.setenv("GRADQ_BROKER_URL", "redis://:hunter2@127.0.0.1:1/0")
     down = gradq("status")

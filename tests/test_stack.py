@@ -113,6 +113,7 @@ def test_gradq_worker_keeps_to_its_queue(tmp_path, redis_url, small_mnist, monke
         "PYTHONPATH": str(ROOT),
         "GRADQ_REAPER_SECONDS": "1",
         "GRADQ_SLICE_SECONDS": "0",  # every snapshot ends a slice
+        "GRADQ_BROKER_URL": redis_url,
     }
     env.pop("GRADQ_QUEUE", None)
     env.pop("GRADQ_DATABASE_URL", None)
@@ -127,6 +128,7 @@ def test_gradq_worker_keeps_to_its_queue(tmp_path, redis_url, small_mnist, monke
     )
     try:
         monkeypatch.setenv("GRADQ_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("GRADQ_BROKER_URL", redis_url)
         monkeypatch.delenv("GRADQ_DATABASE_URL", raising=False)
         cli = CliRunner()
 

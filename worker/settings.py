@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from storage.db import quote_userinfo
 
 
 @dataclass(frozen=True)
@@ -51,18 +55,69 @@ _FIELDS = {
     "reaper_seconds": ("GRADQ_REAPER_SECONDS", float),
     "visibility_timeout": ("GRADQ_VISIBILITY_TIMEOUT", int),
 }
+# what each number may be: counts may be 0 (= automatic), periods must be positive
+_AT_LEAST_ZERO = {"concurrency", "threads", "slice_seconds"}
+_EXAMPLES = {int: "a whole number, e.g. 2", float: "a number of seconds, e.g. 1.5"}
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from GRADQ_* variables; a malformed number is a ValueError naming the variable."""
+    """Settings from GRADQ_* variables; a malformed value is a ValueError naming the variable."""
     env = os.environ if environ is None else environ
-    values = {}
+    values: dict[str, object] = {}
     for field, (var, kind) in _FIELDS.items():
         raw = env.get(var)
         if raw is None or raw == "":
             continue
+        if kind is str:
+            values[field] = raw
+            continue
         try:
-            values[field] = kind(raw)
+            number = kind(raw)
         except ValueError:
-            raise ValueError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
-    return Settings(**values)
+            raise ValueError(f"{var}={raw!r} is not {_EXAMPLES[kind]}") from None
+        low_ok = number >= 0 if field in _AT_LEAST_ZERO else number > 0
+        if not (math.isfinite(number) and low_ok):
+            bound = ">= 0" if field in _AT_LEAST_ZERO else "> 0"
+            raise ValueError(f"{var}={raw!r} must be finite and {bound}")
+        values[field] = number
+    if "broker_url" in values:
+        check_broker_url(str(values["broker_url"]))
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def check_broker_url(url: str) -> None:
+    """A URL Celery can connect with, or a ValueError that names the problem (password hidden)."""
+    from kombu.transport import TRANSPORT_ALIASES
+
+    from storage.db import redact_url
+
+    example = "e.g. redis://127.0.0.1:6379/0 or redis://:password@host:6379/0"
+    shown = f"GRADQ_BROKER_URL={redact_url(url)}"
+    try:
+        parts = urlsplit(quote_userinfo(url))
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{shown}: its port is not a number from 0 to 65535 ({example})") from None
+    scheme = parts.scheme.partition("+")[0]
+    if scheme not in TRANSPORT_ALIASES or "://" not in url:
+        raise ValueError(f"{shown} is not a broker URL ({example})")
+    if (
+        scheme in ("redis", "rediss")
+        and parts.path.strip("/")
+        and not parts.path.strip("/").isdigit()
+    ):
+        raise ValueError(f"{shown}: a Redis database is a number, as in /0 ({example})")
+    del port
+
+
+def url_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The passwords in the broker and database URLs, longest first, to scrub from messages."""
+    from storage.db import secrets_in
+
+    env = os.environ if environ is None else environ
+    found = {
+        s
+        for var in ("GRADQ_BROKER_URL", "GRADQ_DATABASE_URL")
+        for s in secrets_in(env.get(var, ""))
+    }
+    return sorted(found, key=len, reverse=True)
