@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from worker import evaluate, nn, pool, snapshot, train
+from worker.errors import DivergedError
 
 
 def digits(n: int = 2600, seed: int = 2) -> SimpleNamespace:
@@ -128,3 +130,14 @@ def test_packed_gradient_equals_the_dense_one_to_rounding():
 def test_bad_thread_count_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         pool.Pool(0)
+
+
+def test_pool_threads_keep_the_callers_numpy_error_state():
+    """train() ignores overflow (it names divergence itself); its pool threads must too."""
+    data = digits()
+    state = train.new_state(nn.Arch(acts=("sigmoid", "sigmoid")), seed=0)
+    state.params[0][:] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from a pool thread would fail here
+        with pytest.raises(DivergedError, match="lower the learning rate"):
+            train.train(state, data, 1.0, 10, eval_every=5, threads=2)
