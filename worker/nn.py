@@ -259,21 +259,25 @@ def gradients(
     the pool's thread count."""
     inv_m = 1.0 / sum(len(b.y) for b in blocks)  # Python float: keeps float32 arrays float32
     measure = stats is not None
-    grads = [np.zeros_like(p) for p in params]
+    total: list[np.ndarray] = []
     with using(pool) as run:
-        for block, (block_grads, block_stats) in zip(
+        for block, (grads, block_stats) in zip(
             blocks,
             run.map(lambda b: block_gradients(params, arch, b, inv_m, measure), blocks),
             strict=True,
         ):
-            for k, (g, bg) in enumerate(zip(grads, block_grads, strict=True)):
-                if k == 0 and block.cols is not None:
-                    g[:, block.cols] += bg  # (n_1, k): the block's other columns add exactly 0
-                else:
+            if block.cols is not None:  # dW1 (n_1, k) at the block's columns; the rest adds 0
+                dW1 = np.zeros_like(params[0])  # (n_1, n_in)
+                dW1[:, block.cols] = grads[0]
+                grads[0] = dW1
+            if not total:
+                total = grads  # the first block's gradient starts the sum
+            else:
+                for g, bg in zip(total, grads, strict=True):
                     g += bg
             if stats is not None:
                 stats.merge(block_stats)
-    return grads
+    return total
 
 
 def predict_proba(
