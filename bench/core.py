@@ -76,16 +76,17 @@ class Notebook:
 def interleaved_ms(
     steps: dict[str, Callable[[], None]], repeats: int
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and CPU (all threads) milliseconds of each step, all taken in turn each round.
+    """Median wall and CPU (all threads) milliseconds of each step, all taken in turn each round,
+    each after one untimed step of its own.
 
     On a loaded machine the CPU time says more about the work than the wall time does, except
     for OpenBLAS's own threads, which spin while they wait and so count their waiting too."""
-    for step in steps.values():
-        step()  # warm up caches and BLAS buffers
     wall: dict[str, list[float]] = {name: [] for name in steps}
     cpu: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            time.sleep(0.2)  # OpenBLAS's idle threads spin ~0.1 s: let the last step's park
+            step()  # then one step untimed, so a BLAS-threaded step runs as in training
             t, c = time.perf_counter(), time.process_time()
             step()
             wall[name].append(time.perf_counter() - t)
