@@ -57,7 +57,7 @@ class Pool:
         tb: TracebackType | None,
     ) -> None:
         if self._executor is not None:
-            self._executor.shutdown()
+            self._executor.shutdown(cancel_futures=True)  # an error mid-step drops the rest
             self._executor = None
         if self._limit is not None:
             self._limit.restore_original_limits()
