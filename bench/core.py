@@ -1,10 +1,11 @@
-"""Time the core against the notebook's algorithm as written, side by side on real MNIST.
+"""Time the core against its previous step and the notebook's algorithm, side by side on MNIST.
 
     python bench/core.py --data ../shared/data/mnist [--repeats 7] [--threads N] [--skip-tta]
 
-Prints a table and, last, one JSON line. Time-to-accuracy runs the full-batch schedule
-(lr 1.0, then 0.5; uniform init) and mini-batch SGD (batch 64, lr 0.1 then 0.01; He init) until
-dev accuracy reaches the target.
+One full-batch step each way, taken in turn in every round so that a change in the machine's load
+hits them alike; medians of the rounds. Prints a table and, last, one JSON line. Time-to-accuracy
+runs the full-batch schedule (lr 1.0, then 0.5; uniform init) and mini-batch SGD (batch 64,
+lr 0.1 then 0.01; He init) until dev accuracy reaches the target.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker import data, nn, train
+from bench import core_baseline
+from worker import data, nn, pool, train
 
 
 class Notebook:
@@ -70,14 +73,28 @@ class Notebook:
         self.b3 = self.b3 - alpha * db3
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm up caches and BLAS buffers
-    times = []
+def interleaved_ms(
+    steps: dict[str, Callable[[], None]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU (all threads) milliseconds of each step, all taken in turn each round,
+    each after one untimed step of its own.
+
+    On a loaded machine the CPU time says more about the work than the wall time does, except
+    for OpenBLAS's own threads, which spin while they wait and so count their waiting too."""
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        for name, step in steps.items():
+            time.sleep(0.2)  # OpenBLAS's idle threads spin ~0.1 s: let the last step's park
+            step()  # then one step untimed, so a BLAS-threaded step runs as in training
+            t, c = time.perf_counter(), time.process_time()
+            step()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return (
+        {name: statistics.median(ts) * 1e3 for name, ts in wall.items()},
+        {name: statistics.median(ts) * 1e3 for name, ts in cpu.items()},
+    )
 
 
 def time_to(
@@ -115,29 +132,73 @@ def main() -> None:
     args = ap.parse_args()
 
     with threadpool_limits(args.threads):
+        threads = pool.blas_threads()
         split = data.split(data.load(args.data), dev_size=1000, seed=0, dtype="float32")
         X, y = split.x_train, split.y_train  # (59000, 784) float32, (59000,)
-        state = train.new_state(nn.Arch(), seed=0)
-        step = np.float32(0.5)
-
-        def ours() -> None:
-            grads = nn.gradients(state.params, state.arch, X, y)
-            for p, g in zip(state.params, grads, strict=True):
-                p -= step * g
-
+        t = time.perf_counter()
+        packed = nn.pack(X, y)
+        pack_ms = (time.perf_counter() - t) * 1e3
+        dense = nn.rows(X, y)
+        arch = nn.Arch()
+        lr = np.float32(0.5)
+        blas = ThreadpoolController().select(user_api="blas")
         nb = Notebook(X, y)
-        ours_ms = median_ms(ours, args.repeats)
-        notebook_ms = median_ms(lambda: nb.step(0.5), args.repeats)
+        params = {k: train.new_state(arch, seed=0).params for k in ("new", "rows", "before")}
+
+        def update(params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+            for p, g in zip(params, grads, strict=True):
+                p -= lr * g
+
+        with pool.Pool(threads) as workers:  # while open, BLAS runs on one thread per call
+
+            def before() -> None:
+                with blas.limit(limits=threads):  # the previous step: BLAS on every thread
+                    update(params["before"], core_baseline.gradients(params["before"], arch, X, y))
+
+            def notebook() -> None:
+                with blas.limit(limits=threads):
+                    nb.step(0.5)
+
+            ms, cpu_ms = interleaved_ms(
+                {
+                    "new": lambda: update(
+                        params["new"], nn.gradients(params["new"], arch, packed, None, workers)
+                    ),
+                    "rows": lambda: update(
+                        params["rows"], nn.gradients(params["rows"], arch, dense, None, workers)
+                    ),
+                    "before": before,
+                    "notebook": notebook,
+                },
+                args.repeats,
+            )
+        cols = sum(len(b.cols) for b in packed) / len(packed)
         result = {
             "rows": int(X.shape[0]),
-            "threads": threadpool_info()[0]["num_threads"] if threadpool_info() else None,
-            "gradq_ms_per_iter": round(ours_ms, 2),
-            "notebook_ms_per_iter": round(notebook_ms, 2),
-            "speedup": round(notebook_ms / ours_ms, 2),
+            "threads": threads,
+            "block_rows": nn.BLOCK_ROWS,
+            "mean_ink_columns_per_block": round(cols, 1),
+            "pack_ms": round(pack_ms, 1),
+            "gradq_ms_per_iter": round(ms["new"], 2),
+            "gradq_unpacked_ms_per_iter": round(ms["rows"], 2),
+            "before_ms_per_iter": round(ms["before"], 2),
+            "notebook_ms_per_iter": round(ms["notebook"], 2),
+            "cpu_ms_per_iter": {k: round(v, 2) for k, v in cpu_ms.items()},
+            "speedup_vs_before": round(ms["before"] / ms["new"], 2),
+            "speedup_vs_notebook": round(ms["notebook"] / ms["new"], 2),
         }
+        print(f"one full-batch step on {X.shape}, {threads} threads, median of {args.repeats}:")
+        print(f"  {'':58s} {'wall':>6s}    {'CPU':>6s}")
+        for label, key in (
+            (f"gradq: blocks packed to their ink ({cols:.0f} of 784 columns)", "new"),
+            ("gradq: the same blocks, all 784 columns", "rows"),
+            ("gradq before (BLAS-threaded; bits vary by thread count)", "before"),
+            ("the notebook's algorithm (float64, X as (784, m))", "notebook"),
+        ):
+            print(f"  {label:58s} {ms[key]:6.1f} ms {cpu_ms[key]:6.1f} ms")
         print(
-            f"one full-batch iteration on {X.shape}: gradq {ours_ms:.1f} ms, "
-            f"notebook {notebook_ms:.1f} ms, speedup {notebook_ms / ours_ms:.2f}x"
+            f"  speed-up {ms['before'] / ms['new']:.2f}x over before, "
+            f"{ms['notebook'] / ms['new']:.2f}x over the notebook; packing took {pack_ms:.0f} ms"
         )
         if not args.skip_tta:
             full = time_to(split, args.target, None, [(1.0, 500), (0.5, 4500)], 50, "uniform")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from worker import data, evaluate, nn, snapshot, train
 
@@ -41,3 +42,24 @@ def test_mini_batch_schedule_reaches_93_5_percent_test(mnist_split):
     report = evaluate.evaluate(final, mnist_split.x_test, mnist_split.y_test)
     assert report.count == 10_000
     assert report.accuracy >= 0.935
+
+
+@pytest.mark.parametrize("batch_size", [None, 64], ids=["full", "mini"])
+def test_real_mnist_at_1_and_2_threads_is_bitwise_equal(mnist_split, batch_size):
+    """The issue's case: lr 1.0 amplifies any change in summation order within a few steps."""
+    results = []
+    for threads in (1, 2):
+        state = train.new_state(nn.Arch(), seed=0, batch_size=batch_size)
+        points: list[train.Point] = []
+        with threadpool_limits(threads):  # as a worker with GRADQ_THREADS=threads
+            train.train(
+                state,
+                mnist_split,
+                1.0 if batch_size is None else 0.1,
+                30,
+                eval_every=10,
+                on_point=lambda s, p, points=points: points.append(p),
+            )
+        curve = [(p.iteration, p.train_acc, p.dev_acc, p.loss) for p in points]
+        results.append((curve, snapshot.sha256(snapshot.dumps(state))))
+    assert results[0] == results[1]

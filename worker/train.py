@@ -17,6 +17,7 @@ import numpy as np
 
 from worker import nn
 from worker.errors import DivergedError
+from worker.pool import Pool
 
 
 class TrainData(Protocol):
@@ -68,11 +69,13 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def accuracy(params: list[np.ndarray], arch: nn.Arch, X: np.ndarray, y: np.ndarray) -> float:
+def accuracy(
+    params: list[np.ndarray], arch: nn.Arch, X: np.ndarray, y: np.ndarray, pool: Pool | None = None
+) -> float:
     """Share of rows of X whose predicted label equals y."""
     if len(y) == 0:
         return float("nan")
-    return float(np.count_nonzero(nn.predict(params, arch, X) == y)) / len(y)
+    return float(np.count_nonzero(nn.predict(params, arch, X, pool) == y)) / len(y)
 
 
 def check_data(state: State, data: TrainData) -> None:
@@ -98,12 +101,15 @@ def train(
     eval_every: int = 50,
     on_point: OnPoint | None = None,
     should_stop: ShouldStop | None = None,
+    threads: int | None = None,
 ) -> State:
     """Update `state` in place until `until` global iterations are done, or a callback stops it.
 
     A point is reported at every multiple of `eval_every` and at the last iteration reached.
     The loss is checked at each point; NaN or inf raises DivergedError before the point is
     reported, so the caller's last saved snapshot is the last finite one.
+    `threads` compute the row blocks (default: the BLAS thread limit in force, which
+    GRADQ_THREADS sets on a worker); the result is the same bits for any number.
     """
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate {lr} must be a positive finite number")
@@ -118,8 +124,12 @@ def train(
     start, t0 = state.iteration, time.perf_counter()
     running = nn.BatchStats()  # mini-batch: loss and hits of the batches since the last point
     order, order_epoch = np.arange(0), -1
+    # full batch: the rows grouped once per call into blocks without their empty columns
+    everything = (
+        nn.pack(data.x_train, data.y_train) if full else nn.rows(data.x_train, data.y_train)
+    )
 
-    def report(stats: nn.BatchStats) -> bool:
+    def report(stats: nn.BatchStats, pool: Pool) -> bool:
         loss = stats.loss_sum / stats.count
         if not math.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
             raise DivergedError(
@@ -129,42 +139,43 @@ def train(
         p = Point(
             iteration=state.iteration,
             train_acc=stats.correct / stats.count,
-            dev_acc=accuracy(params, arch, data.x_dev, data.y_dev),
+            dev_acc=accuracy(params, arch, data.x_dev, data.y_dev, pool),
             loss=loss,
             lr=float(lr),
             wall=time.perf_counter() - t0,
         )
         return bool(on_point(state, p)) if on_point is not None else False
 
-    while state.iteration < until:
-        if should_stop is not None and should_stop(state):
-            break
-        i = state.iteration
-        due = i % eval_every == 0 and (i > start or i == 0)  # the point at `start` is reported
-        if full:
-            # the step's own forward pass measures the current parameters: the point is free
-            stats = nn.BatchStats() if due else None
-            grads = nn.gradients(params, arch, data.x_train, data.y_train, stats)
-            if stats is not None and report(stats):
-                return state
-        else:
-            if due:
-                if report(
-                    running
-                    if running.count
-                    else nn.measure(params, arch, data.x_train, data.y_train)
-                ):
+    with Pool(threads) as pool:
+        while state.iteration < until:
+            if should_stop is not None and should_stop(state):
+                break
+            i = state.iteration
+            due = i % eval_every == 0 and (i > start or i == 0)  # the point at `start` is reported
+            if full:
+                # the step's own forward pass measures the current parameters: the point is free
+                stats = nn.BatchStats() if due else None
+                grads = nn.gradients(params, arch, everything, stats, pool)
+                if stats is not None and report(stats, pool):
                     return state
-                running = nn.BatchStats()
-            epoch, pos = divmod(i, batches)
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(state.seed, epoch, n), epoch
-            idx = order[pos * state.batch_size : (pos + 1) * state.batch_size]
-            grads = nn.gradients(params, arch, data.x_train[idx], data.y_train[idx], running)
-        for p, g in zip(params, grads, strict=True):
-            p -= step * g
-        state.iteration = i + 1
-    if state.iteration > start:
-        exact = full or running.count == 0
-        report(nn.measure(params, arch, data.x_train, data.y_train) if exact else running)
+            else:
+                if due:
+                    exact = running.count == 0
+                    if report(
+                        nn.measure(params, arch, everything, pool) if exact else running, pool
+                    ):
+                        return state
+                    running = nn.BatchStats()
+                epoch, pos = divmod(i, batches)
+                if epoch != order_epoch:
+                    order, order_epoch = epoch_order(state.seed, epoch, n), epoch
+                idx = order[pos * state.batch_size : (pos + 1) * state.batch_size]
+                batch = nn.rows(data.x_train[idx], data.y_train[idx])  # one block unless large
+                grads = nn.gradients(params, arch, batch, running, pool)
+            for p, g in zip(params, grads, strict=True):
+                p -= step * g
+            state.iteration = i + 1
+        if state.iteration > start:
+            exact = full or running.count == 0
+            report(nn.measure(params, arch, everything, pool) if exact else running, pool)
     return state
