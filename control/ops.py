@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import func, select
 
 from control import context, workers
-from control.app import one_line
+from control.app import no_log_file, one_line
 from control.errors import BrokerUnreachableError
 from control.output import cell, print_json, table
 from storage import migrate
@@ -56,6 +56,7 @@ def worker(
     engine = context.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
+    no_log_file()  # the worker logs to the terminal, as Celery sets it up
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
 
 
