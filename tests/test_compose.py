@@ -202,7 +202,7 @@ def test_worker_runs_two_replicas_after_redis_and_postgres_are_healthy(services)
 def test_app_services_share_the_stack_env_and_the_data_volume(services) -> None:
     for name in APP_SERVICES:
         env = environment(services[name])
-        assert env["GRADQ_BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["GRADQ_BROKER_URL"].startswith("redis://redis:6379/"), name
         assert env["GRADQ_DATABASE_URL"] == "postgresql://gradq:gradq@postgres:5432/gradq", name
         assert env["GRADQ_DATA_DIR"] == "/data/mnist", name
         assert ("data", "/data") in mounts(services[name]), name
@@ -216,6 +216,12 @@ def test_tests_service_runs_pytest_in_ci_mode_against_the_stack(services) -> Non
     env = environment(tests)
     assert env["CI"] == "true"
     assert env["GRADQ_TEST_REDIS_URL"].startswith("redis://redis:6379/")
+    # apart from the stack's work (database 0), and the same database for the Celery app that
+    # importing worker.tasks builds from GRADQ_BROKER_URL: status pings through it
+    assert env["GRADQ_TEST_REDIS_URL"] != "redis://redis:6379/0"
+    assert env["GRADQ_BROKER_URL"] == env["GRADQ_TEST_REDIS_URL"]
+    for name in ("worker", "control"):
+        assert environment(services[name])["GRADQ_BROKER_URL"] == "redis://redis:6379/0", name
     for var in ("GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
         assert env[var] == "postgresql+psycopg://gradq:gradq@postgres:5432/gradq", var
     # the fixtures must read exactly these variables, or the suite would test 127.0.0.1
