@@ -200,15 +200,16 @@ reference_run() {
 container_of() { "${COMPOSE[@]}" ps -q worker | grep "^$1"; }
 
 kill_run() {
-  local run out stage host victim
+  local run out stage host victim killed
   run=$(checker submit killed) || return 1
   out=$(checker running "$run" 100) || return 1
   read -r stage host <<<"$out"
   victim=$(container_of "$host") || return 1
   docker kill --signal KILL "$victim" >/dev/null || return 1
+  killed=$(date +%s)
   echo "stage $stage past 100 its on $host: SIGKILLed its worker container"
   out=$(checker running "$run" 0 "$host") || return 1
-  echo "stage $stage taken over by the other replica, ${out#* }"
+  echo "stage $stage running again on the other replica, ${out#* }, $(($(date +%s) - killed)) s later"
   checker finish "$run" && checker check "$run" "$REF" || return 1
   "${COMPOSE[@]}" up -d worker >/dev/null 2>&1 # the killed replica back, for what follows
 }
