@@ -22,7 +22,7 @@ export COMPOSE_PROJECT_NAME=${GRADQ_CHECK_PROJECT:-gradq-check}
 export GRADQ_CONCURRENCY=${GRADQ_CONCURRENCY:-1} # 2 replicas x 1 process x 1 BLAS thread
 export GRADQ_THREADS=${GRADQ_THREADS:-1}
 DATA_DIR=${GRADQ_DATA_DIR:-}
-TESTS=${GRADQ_CHECK_TESTS:-tests/test_cli_queue.py tests/test_faults.py}
+TESTS=${GRADQ_CHECK_TESTS:-tests/test_cli_queue.py tests/test_faults.py tests/test_worker.py}
 STANDINS=${GRADQ_CHECK_STANDINS:-auto}
 STATE=$(mktemp -d /tmp/gradq-compose-check.XXXXXX)
 COMPOSE=(docker-compose --profile tools --profile test --profile monitor)
@@ -72,6 +72,7 @@ start_engine() {
     fi
     [ "$(id -u)" = 0 ] || fail "no Docker engine answers and starting dockerd needs root"
     net_state >"$STATE/net.before"
+    [ -e /var/run/docker ] || touch "$STATE/no-exec-root" # dockerd's runtime directory
     setsid dockerd --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 &
     DOCKERD_PID=$!
     for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
@@ -123,6 +124,7 @@ stop_engine() {
         >/proc/sys/net/ipv4/ip_forward ;;
     esac
   done
+  [ -e "$STATE/no-exec-root" ] && rm -rf /var/run/docker
   net_state >"$STATE/net.after"
   if ! diff "$STATE/net.before" "$STATE/net.after" >"$STATE/net.diff"; then
     say "host network differs from before dockerd:"
@@ -188,7 +190,7 @@ load_data() {
     { echo "GRADQ_DATA_DIR must hold MNIST's four .gz files (got '$DATA_DIR')"; return 1; }
   "${COMPOSE[@]}" run --rm -T -v "$(cd "$DATA_DIR" && pwd):/src:ro" control \
     sh -c 'cp /src/*-ubyte.gz /data/mnist/ && chmod 644 /data/mnist/*' 2>"$STATE/control.err" &&
-    control gradq data info
+    control gradq data info | grep -E '^(source|train|test) '
 }
 
 reference_run() {
@@ -234,12 +236,15 @@ stack_tests() {
 
 flower() {
   "${COMPOSE[@]}" up -d flower >"$STATE/flower.log" 2>&1 || { cat "$STATE/flower.log"; return 1; }
-  local probe='import urllib.request as u; print(u.urlopen("http://127.0.0.1:5555/healthcheck").read().decode())'
+  # its health endpoint, then its workers page naming a worker of the stack
+  local get='import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())'
+  local health="" workers=""
   for _ in $(seq 60); do
-    "${COMPOSE[@]}" exec -T flower python -c "$probe" 2>/dev/null | grep -q OK && {
-      echo "flower /healthcheck: OK"
-      return 0
-    }
+    [ -n "$health" ] || health=$("${COMPOSE[@]}" exec -T flower python -c "$get" \
+      http://127.0.0.1:5555/healthcheck 2>/dev/null | grep -x OK)
+    [ -z "$health" ] || workers=$("${COMPOSE[@]}" exec -T flower python -c "$get" \
+      http://127.0.0.1:5555/workers 2>/dev/null | grep -o 'celery@[0-9a-f]*' | sort -u | xargs)
+    [ -n "$workers" ] && { echo "flower: /healthcheck OK, /workers lists $workers"; return 0; }
     sleep 1
   done
   "${COMPOSE[@]}" logs --tail 20 flower
