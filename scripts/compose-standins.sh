@@ -32,7 +32,7 @@ build_base() {
   debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$url" >/dev/null
   # The host's CA certificates: a TLS-intercepting proxy between here and PyPI stays trusted.
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
-  chroot "$root" update-ca-certificates >/dev/null
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"  # packages start no services
   chmod +x "$root/usr/sbin/policy-rc.d"
   echo 'APT::Install-Recommends "false";' >"$root/etc/apt/apt.conf.d/90gradq-no-recommends"
