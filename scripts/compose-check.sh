@@ -186,8 +186,6 @@ up() {
 }
 
 load_data() {
-  [ -n "$DATA_DIR" ] && [ -f "$DATA_DIR/train-images-idx3-ubyte.gz" ] ||
-    { echo "GRADQ_DATA_DIR must hold MNIST's four .gz files (got '$DATA_DIR')"; return 1; }
   "${COMPOSE[@]}" run --rm -T -v "$(cd "$DATA_DIR" && pwd):/src:ro" control \
     sh -c 'cp /src/*-ubyte.gz /data/mnist/ && chmod 644 /data/mnist/*' 2>"$STATE/control.err" &&
     control gradq data info | grep -E '^(source|train|test) '
@@ -251,6 +249,15 @@ flower() {
   false
 }
 
+have_data() {
+  local file
+  for file in train-images-idx3 train-labels-idx1 t10k-images-idx3 t10k-labels-idx1; do
+    [ -f "$DATA_DIR/$file-ubyte.gz" ] ||
+      { echo "GRADQ_DATA_DIR must hold MNIST's four -ubyte.gz files (got '$DATA_DIR')"; return 1; }
+  done
+}
+
+step "MNIST in \$GRADQ_DATA_DIR" have_data
 step "Docker engine" start_engine
 step "images" images
 step "build the gradq images" build
