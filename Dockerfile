@@ -1,9 +1,13 @@
 # gradq image: the CLI, the Celery worker and (stage `test`) the test suite.
 #   docker build -t gradq .                  # runtime image (the last stage)
 #   docker build --target test -t gradq-test .
+#   docker build --build-arg PYTHON_IMAGE=gradq-standin/python:3.11 -t gradq .   # no Docker Hub
 # Works with the classic builder and BuildKit alike (no RUN heredocs, no cache mounts).
+# PYTHON_IMAGE: any Debian-based image with python 3.11+ as `python` and pip; the default is the
+# official one, scripts/compose-standins.sh builds a stand-in from Debian's packages.
 
-FROM python:3.11-slim AS base
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE} AS base
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -25,6 +25,13 @@ PROFILES = ("tools", "test", "monitor")
 SERVICES = {"redis", "postgres", "worker", "control", "tests", "flower"}
 APP_SERVICES = ("worker", "control", "tests")  # the gradq image, with the stack's env and data
 PASSWORD = "s3cret-from-env"
+# what docker-compose.yml reads from the environment; unset for the checks, so they are hermetic
+IMAGE_VARIABLES = {
+    "GRADQ_PYTHON_IMAGE": "python:3.11-slim",
+    "GRADQ_REDIS_IMAGE": "redis:7-alpine",
+    "GRADQ_POSTGRES_IMAGE": "postgres:16-alpine",
+}
+STACK_VARIABLES = {"GRADQ_PG_PASSWORD", "GRADQ_CONCURRENCY", "GRADQ_THREADS", *IMAGE_VARIABLES}
 
 
 def compose(*args: str, env: dict[str, str] | None = None) -> str:
@@ -40,7 +47,7 @@ def compose(*args: str, env: dict[str, str] | None = None) -> str:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("COMPOSE_") and k not in ("GRADQ_PG_PASSWORD", "GRADQ_CONCURRENCY")
+        if not k.startswith("COMPOSE_") and k not in STACK_VARIABLES
     }
     profiles = [arg for p in PROFILES for arg in ("--profile", p)]
     result = subprocess.run(
@@ -195,7 +202,7 @@ def test_worker_runs_two_replicas_after_redis_and_postgres_are_healthy(services)
 def test_app_services_share_the_stack_env_and_the_data_volume(services) -> None:
     for name in APP_SERVICES:
         env = environment(services[name])
-        assert env["GRADQ_BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["GRADQ_BROKER_URL"].startswith("redis://redis:6379/"), name
         assert env["GRADQ_DATABASE_URL"] == "postgresql://gradq:gradq@postgres:5432/gradq", name
         assert env["GRADQ_DATA_DIR"] == "/data/mnist", name
         assert ("data", "/data") in mounts(services[name]), name
@@ -209,6 +216,12 @@ def test_tests_service_runs_pytest_in_ci_mode_against_the_stack(services) -> Non
     env = environment(tests)
     assert env["CI"] == "true"
     assert env["GRADQ_TEST_REDIS_URL"].startswith("redis://redis:6379/")
+    # apart from the stack's work (database 0), and the same database for the Celery app that
+    # importing worker.tasks builds from GRADQ_BROKER_URL: status pings through it
+    assert env["GRADQ_TEST_REDIS_URL"] != "redis://redis:6379/0"
+    assert env["GRADQ_BROKER_URL"] == env["GRADQ_TEST_REDIS_URL"]
+    for name in ("worker", "control"):
+        assert environment(services[name])["GRADQ_BROKER_URL"] == "redis://redis:6379/0", name
     for var in ("GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
         assert env[var] == "postgresql+psycopg://gradq:gradq@postgres:5432/gradq", var
     # the fixtures must read exactly these variables, or the suite would test 127.0.0.1
@@ -216,6 +229,47 @@ def test_tests_service_runs_pytest_in_ci_mode_against_the_stack(services) -> Non
     fixtures += (ROOT / "tests" / "fixtures_storage.py").read_text()
     for var in ("GRADQ_TEST_REDIS_URL", "GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
         assert f'"{var}"' in fixtures, var
+
+
+def image(block: list[str]) -> str:
+    """A service's `image:` value."""
+    depth = min(len(line) - len(line.lstrip()) for line in block)
+    return next(unquote(x.split(":", 1)[1]) for x in block if x[depth:].startswith("image:"))
+
+
+def build_args(block: list[str]) -> dict[str, str]:
+    """A service's build arguments, e.g. {"PYTHON_IMAGE": "python:3.11-slim"}."""
+    args = {}
+    for line in section(block, "build"):
+        key, sep, value = line.partition(": ")
+        if sep and key.isupper():
+            args[key] = unquote(value)
+    return args
+
+
+def test_images_default_to_the_official_ones(services) -> None:
+    assert image(services["redis"]) == "redis:7-alpine"
+    assert image(services["postgres"]) == "postgres:16-alpine"
+    for name in ("worker", "control", "tests", "flower"):
+        assert build_args(services[name]) == {"PYTHON_IMAGE": "python:3.11-slim"}, name
+
+
+def test_images_can_be_replaced_from_the_environment(services) -> None:
+    """Without Docker Hub, scripts/compose-standins.sh's images stand in, and nothing else moves."""
+    env = {name: f"local/{name.lower()}:1" for name in IMAGE_VARIABLES}
+    s = service_blocks(compose("config", env=env))
+    assert image(s["redis"]) == "local/gradq_redis_image:1"
+    assert image(s["postgres"]) == "local/gradq_postgres_image:1"
+    for name in ("worker", "control", "tests", "flower"):
+        assert build_args(s[name]) == {"PYTHON_IMAGE": "local/gradq_python_image:1"}, name
+    swapped = [x.replace("python:3.11-slim", env["GRADQ_PYTHON_IMAGE"]) for x in services["worker"]]
+    assert s["worker"] == swapped
+
+
+def test_worker_threads_and_processes_come_from_the_environment() -> None:
+    s = service_blocks(compose("config", env={"GRADQ_CONCURRENCY": "1", "GRADQ_THREADS": "1"}))
+    env = environment(s["worker"])
+    assert (env["GRADQ_CONCURRENCY"], env["GRADQ_THREADS"]) == ("1", "1")
 
 
 def test_postgres_password_comes_from_gradq_pg_password(services_with_password) -> None:
@@ -245,9 +299,22 @@ def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
     return stages
 
 
+def dockerfile_args() -> dict[str, str]:
+    """The build arguments declared before the first FROM, with their defaults."""
+    args = {}
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG "):
+            name, _, default = line.removeprefix("ARG ").partition("=")
+            args[name] = default
+    return args
+
+
 def test_dockerfile_uses_the_slim_base_and_has_runtime_and_test_stages() -> None:
     stages = dockerfile_stages()
-    assert stages["base"][0] == ("FROM", "python:3.11-slim AS base")
+    assert dockerfile_args() == {"PYTHON_IMAGE": "python:3.11-slim"}  # Docker Hub's, by default
+    assert stages["base"][0] == ("FROM", "${PYTHON_IMAGE} AS base")
     assert list(stages)[-1] == "runtime"  # a plain `docker build` gives the runtime image
     assert stages["test"][0][1].startswith("base ") and stages["runtime"][0][1].startswith("base ")
     env = " ".join(args for ins, args in stages["base"] if ins == "ENV")
