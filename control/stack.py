@@ -22,12 +22,12 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from control import context, jobs, report, submit, workers
+from control import connections, describe, service, submit, workers
 from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
 from control.watch import follow
 from storage.db import redact_url, settings_from_env
-from worker import data, fetch
+from worker.data import fetch, mnist
 from worker.settings import settings_from_env as worker_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -89,15 +89,15 @@ def _wait(check, seconds: float, what: str) -> None:
 
 def _broker_ok() -> bool:
     try:
-        context.check_broker(timeout=1.0)
+        connections.check_broker(timeout=1.0)
         return True
     except BrokerUnreachableError:
         return False
 
 
-def _workers() -> list[context.LiveWorker]:
+def _workers() -> list[connections.LiveWorker]:
     try:
-        return context.live_workers()
+        return connections.live_workers()
     except Exception:  # no broker yet: no workers
         return []
 
@@ -189,7 +189,7 @@ def start(concurrency: int | None = None) -> dict:
     url, queue, broker = ws.broker_url, ws.queue, redact_url(ws.broker_url)
     if not _broker_ok():
         started["redis"] = _start_redis(url)
-    database_id = workers.this_database(context.engine(create=True))
+    database_id = workers.this_database(connections.engine(create=True))
     served = _recorded_worker(broker, queue, database_id) is not None or any(
         w.serves(queue, database_id) for w in _workers()
     )
@@ -288,8 +288,8 @@ def down() -> None:
 
 def ensure_mnist() -> None:
     """The canonical files in GRADQ_DATA_DIR, or downloaded there and verified."""
-    where = data.default_data_dir()
-    if data.find(where) is None:
+    where = mnist.default_data_dir()
+    if mnist.find(where) is None:
         typer.echo(f"MNIST not found in {where}; downloading and verifying it")
         fetch.fetch(where)
 
@@ -305,24 +305,24 @@ def demo(
     plan = submit.schedule_of(stage or ["1.0:500", "0.5:500"])
     if data_path == "mnist":
         ensure_mnist()
-    dataset = jobs.dataset_spec(data_path)
-    jobs.check_data(dataset, 1000)
+    dataset = service.dataset_spec(data_path)
+    service.check_data(dataset, 1000)
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
-        engine = context.engine(create=True)
-        opts = jobs.RunOptions(
+        engine = connections.engine(create=True)
+        opts = service.RunOptions(
             arch=submit._arch("10,10", None, "uniform", "float32"),
             dataset=dataset,
             name="demo: the notebook's schedule",
         )
-        run_id = jobs.create(engine, opts, plan)
-        jobs.enqueue(engine, run_id)
+        run_id = service.create(engine, opts, plan)
+        service.enqueue(engine, run_id)
         typer.echo(
             f"run {run_id} queued; following it (Ctrl-C stops here; `gradq up` later resumes "
             "it from its last snapshot)"
         )
         follow(engine, run_id)
-        report.stage_table(engine, run_id)
+        describe.stage_table(engine, run_id)
     finally:
         if started:
             typer.echo(f"stopped {', '.join(stop(started))}")

@@ -1,6 +1,5 @@
 """gradq storage: SQLAlchemy models, one session scope, query helpers and Alembic migrations."""
 
-from storage.cancel import Requested, request_cancel, request_pause, resume
 from storage.db import (
     Settings,
     make_engine,
@@ -30,6 +29,7 @@ from storage.stages import (
     MAX_TAKEOVERS,
     Ended,
     Outcome,
+    Requested,
     begin_slice,
     claim_stage,
     end_slice,
@@ -41,6 +41,9 @@ from storage.stages import (
     reap,
     release_stage,
     renew,
+    request_cancel,
+    request_pause,
+    resume,
     stages_of,
     stale_stages,
     store,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bombs import gzip_zeros
 
-from worker import data, fetch
+from worker.data import fetch, mnist
 from worker.errors import FetchError
 
 NAMES = list(fetch.FILES)
@@ -111,7 +111,7 @@ def test_fetch_downloads_and_verifies(fetched: tuple[Path, list]) -> None:
     directory, _ = fetched
     assert fetch.verify(directory) == dict.fromkeys(NAMES, True)
     assert leftovers(directory) == sorted(NAMES + [f"{name}.gz" for name in NAMES])
-    ds = data.load(directory)
+    ds = mnist.load(directory)
     assert ds.x_train.shape == (60000, 784) and ds.y_train[0] == 5
 
 

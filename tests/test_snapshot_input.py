@@ -16,7 +16,7 @@ from bombs import LIMIT, deflate_zeros, npy_header, one_member_zip
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from worker import nn, snapshot, train
+from worker.core import nn, snapshot, train
 from worker.errors import SnapshotError
 
 

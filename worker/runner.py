@@ -14,22 +14,20 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from storage import runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError, StorageUnavailable
-from storage.models import Run, Stage, StageRequest, StageStatus
+from storage.models import Stage, StageRequest, StageStatus
 from storage.stages import Outcome
-from worker import data, nn, snapshot, train
-from worker.errors import DataError, SnapshotError, WorkerError
+from worker import runspec
+from worker.core import snapshot, train
+from worker.errors import SnapshotError, WorkerError
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
-DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
 MAX_ERROR_CHARS = 2000  # what a stage stores of an error message
 
 
@@ -47,59 +45,6 @@ class SliceResult:
 def worker_id() -> str:
     """Who holds a lease: host and process, readable in `gradq show`."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """The run's settings, detached from the session that read them."""
-
-    id: int
-    arch: nn.Arch
-    seed: int
-    batch_size: int | None
-    dataset: str
-    dev_size: int
-    eval_every: int
-    snapshot_every: int
-    parent_snapshot_id: int | None
-    queue: str
-
-    @classmethod
-    def of(cls, run: Run) -> RunSpec:
-        arch = nn.Arch(run.hidden, run.activation_names, run.init, run.dtype)
-        return cls(
-            run.id,
-            arch,
-            run.seed,
-            run.batch_size,
-            run.dataset,
-            run.dev_size,
-            run.eval_every,
-            run.snapshot_every,
-            run.parent_snapshot_id,
-            run.queue,
-        )
-
-
-def resolve_dataset(dataset: str) -> Path:
-    """A run's dataset: "mnist" is this host's data dir; anything else is a path."""
-    if dataset == "mnist":
-        where = data.default_data_dir()
-        found = data.find(where)
-        if found is None:
-            raise DataError(
-                f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE` "
-                "on this host, or set GRADQ_DATA_DIR"
-            )
-        return found
-    return Path(dataset)
-
-
-@lru_cache(maxsize=4)
-def load_split(dataset: str, dev_size: int, dtype: str) -> data.Split:
-    """The run's train/dev arrays, parsed once per process (a worker serves many slices)."""
-    raw = data.load(resolve_dataset(dataset))
-    return data.split(raw, dev_size=dev_size, seed=DEV_SPLIT_SEED, dtype=dtype)
 
 
 def schedule(run_stages: list[Stage], base: int) -> list[tuple[int, int, float]]:
@@ -150,7 +95,7 @@ class Slice:
         if self.lost is not None:
             raise self.lost
 
-    def store(self, run: RunSpec, state: train.State, point: train.Point | None) -> int:
+    def store(self, run: runspec.RunSpec, state: train.State, point: train.Point | None) -> int:
         """A snapshot (and the point, if any) of `state`, in one transaction under the lease."""
         blob = snapshot.dumps(state)
         with session_scope(self.engine) as s:
@@ -168,7 +113,7 @@ class Slice:
         self.saved = (state.iteration, sid)
         return sid
 
-    def point(self, run: RunSpec, point: train.Point) -> None:
+    def point(self, run: runspec.RunSpec, point: train.Point) -> None:
         with session_scope(self.engine) as s:
             _, self.requested = stages.store(
                 s,
@@ -251,7 +196,7 @@ def _fail(engine: Engine, stage_id: int, wid: str, error: str) -> SliceResult:
     return SliceResult(Outcome.FAILED, stage_id, detail=error)
 
 
-def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
+def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.State:
     """The newest good snapshot of the run at or before `target`; the parent or init if none."""
     with session_scope(engine) as s:
         snap = snapshots.latest_snapshot(s, run.id, at_most_iteration=target)
@@ -274,7 +219,7 @@ def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
 def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) -> SliceResult:
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
-        run = RunSpec.of(runs.get_run(s, stage.run_id))
+        run = runspec.RunSpec.of(runs.get_run(s, stage.run_id))
         run_stages = stages.stages_of(s, stage.run_id)
         base = 0
         if run.parent_snapshot_id is not None:
@@ -285,12 +230,12 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
 
 
 def _train_held(
-    job: Slice, run: RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
 ) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     engine, settings, stage_id = job.engine, job.settings, job.stage_id
     first, target, _ = plan[position - 1]
-    split = load_split(run.dataset, run.dev_size, run.arch.dtype)
+    split = runspec.load_split(run.dataset, run.dev_size, run.arch.dtype)
     state = _start_state(engine, run, target)
     if state.iteration < first and position > 1:
         log.warning(
@@ -340,7 +285,7 @@ def _train_held(
     return _finish(job, run, state, target)
 
 
-def _finish(job: Slice, run: RunSpec, state: train.State, target: int) -> SliceResult:
+def _finish(job: Slice, run: runspec.RunSpec, state: train.State, target: int) -> SliceResult:
     """Store where the slice stopped and hand the stage on (the state machine decides how)."""
     sid = (
         job.saved[1]

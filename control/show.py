@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from control import context, parse, report, workers
+from control import connections, describe, parse, workers
 from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
-from worker import files
+from worker.data import files
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RunArg = Annotated[int, typer.Argument(help="Run id.")]
@@ -28,7 +28,7 @@ def runs_(
 
     Example: gradq runs --limit 20
     """
-    rows = report.runs_rows(context.engine(), limit)
+    rows = describe.runs_rows(connections.engine(), limit)
     if as_json:
         print_json(rows)
         return
@@ -47,8 +47,8 @@ def show(run: RunArg, as_json: Json = False) -> None:
     Example: gradq show 3
     """
     parse.ident(run, "run")
-    engine = context.engine()
-    d = report.run_dict(engine, run)
+    engine = connections.engine()
+    d = describe.run_dict(engine, run)
     d["waiting"] = workers.waiting_note(engine, run)
     if as_json:
         print_json(d)
@@ -121,7 +121,7 @@ def metrics_(
         fmt = "json"
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"{fmt!r}: use table, csv or json", param_hint="'--format'")
-    with session_scope(context.engine(), readonly=True) as s:
+    with session_scope(connections.engine(), readonly=True) as s:
         runs.get_run(s, run)
         points = metrics.metrics_of(s, run)
     cols = ["iteration", "train_acc", "dev_acc", "loss", "lr", "wall"]
@@ -144,7 +144,7 @@ def snapshots_(run: RunArg, as_json: Json = False) -> None:
     Example: gradq snapshots 3
     """
     parse.ident(run, "run")
-    with session_scope(context.engine(), readonly=True) as s:
+    with session_scope(connections.engine(), readonly=True) as s:
         runs.get_run(s, run)
         snaps = snapshots.snapshots_of(s, run)
     rows = [
@@ -175,7 +175,7 @@ def watch(run: RunArg) -> None:
     Example: gradq watch 3
     """
     parse.ident(run, "run")
-    engine = context.engine()
+    engine = connections.engine()
     with session_scope(engine, readonly=True) as s:
         runs.get_run(s, run)
     try:
@@ -183,7 +183,7 @@ def watch(run: RunArg) -> None:
     except KeyboardInterrupt:
         typer.echo(f"stopped watching; run {run} goes on")
         return
-    report.stage_table(engine, run)
+    describe.stage_table(engine, run)
 
 
 def plot(
@@ -204,7 +204,7 @@ def plot(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
-    engine = context.engine()
+    engine = connections.engine()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:
         parse.ident(r, "run")

@@ -10,12 +10,14 @@ from pathlib import Path
 import typer
 from sqlalchemy import Engine
 
-from control import context
+from control import connections
 from storage import reaper, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from storage.stages import Outcome
-from worker import data, nn, runner
+from worker import runner, runspec
+from worker.core import nn
+from worker.data import mnist
 from worker.errors import DataError
 from worker.queues import plain_queues
 from worker.settings import settings_from_env
@@ -48,7 +50,7 @@ def dataset_spec(text: str) -> str:
 def check_data(dataset: str, dev_size: int = 0) -> None:
     """Refuse a run whose data this host cannot read, or too small for its dev split, before
     anything is stored."""
-    info = data.info(runner.resolve_dataset(dataset))
+    info = mnist.info(runspec.resolve_dataset(dataset))
     if dev_size >= info["train"]:
         raise ValueError(
             f"--dev-size {dev_size} leaves no training rows: {dataset} has {info['train']}"
@@ -107,7 +109,7 @@ def ready_stages(engine: Engine, run_id: int) -> list[int]:
 
 def enqueue(engine: Engine, run_id: int) -> list[int]:
     ids = ready_stages(engine, run_id)
-    context.send(ids)
+    connections.send(ids)
     return ids
 
 
@@ -207,4 +209,4 @@ def stopped_at(engine: Engine, run_id: int) -> int | None:
 
 
 def info_for(dataset: str) -> dict:
-    return data.info(runner.resolve_dataset(dataset))
+    return mnist.info(runspec.resolve_dataset(dataset))

@@ -9,14 +9,14 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
-from control import context, workers
-from control.app import one_line
+from control import connections, workers
 from control.errors import BrokerUnreachableError
 from control.output import cell, print_json, table
+from control.root import one_line
 from storage import migrate
 from storage.db import redact_url, session_scope, settings_from_env
 from storage.models import Stage
-from worker import data, fetch
+from worker.data import fetch, mnist
 from worker.settings import settings_from_env as worker_settings
 
 STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
@@ -52,8 +52,8 @@ def worker(
         os.environ["GRADQ_QUEUE"] = ",".join(plain_queues(queue))
     s = worker_settings()
     queues = plain_queues(s.queue)
-    context.check_broker()
-    engine = context.engine(create=True)  # schema upgraded once here, not by every pool process
+    connections.check_broker()
+    engine = connections.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
@@ -81,14 +81,14 @@ def status(as_json: Json = False) -> None:
         raise typer.Exit(1)
 
 
-def _broker_part(out: dict) -> list[context.LiveWorker] | None:
+def _broker_part(out: dict) -> list[connections.LiveWorker] | None:
     """Fill in the broker's side; returns the live workers (None when the broker is down)."""
     from worker import tasks
 
     try:
-        context.check_broker()
+        connections.check_broker()
         out["queue_depth"] = tasks.queue_depth()
-        live = context.live_workers(timeout=STATUS_TIMEOUT)
+        live = connections.live_workers(timeout=STATUS_TIMEOUT)
     except Exception as e:  # unreachable, or failing mid-way: reported, not raised
         why = one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
         out |= {"broker_ok": False, "broker_error": one_line(why), "workers": []}
@@ -101,10 +101,10 @@ def _broker_part(out: dict) -> list[context.LiveWorker] | None:
     return live
 
 
-def _database_part(out: dict, live: list[context.LiveWorker] | None) -> None:
+def _database_part(out: dict, live: list[connections.LiveWorker] | None) -> None:
     """Fill in the database's side: revision, stages by status, work no live worker serves."""
     try:
-        engine = context.engine()
+        engine = connections.engine()
         out["database_revision"] = migrate.current_revision(engine)
         out["database_head"] = migrate.head_revision()
         out["database_id"] = workers.this_database(engine)
@@ -191,7 +191,7 @@ def data_fetch(
 
     Example: gradq data fetch --dir ~/mnist
     """
-    where = directory or data.default_data_dir()
+    where = directory or mnist.default_data_dir()
 
     def progress(name: str, done: int, total: int | None) -> None:
         if total and done == total:
@@ -210,8 +210,8 @@ def data_import(
 
     Example: gradq data import ~/Downloads/mnist_train.csv
     """
-    where = directory or data.default_data_dir()
-    path = data.import_file(source, where)
+    where = directory or mnist.default_data_dir()
+    path = mnist.import_file(source, where)
     typer.echo(f"imported {source} as {path}")
 
 
@@ -228,13 +228,13 @@ def data_info(
     """
     target = path
     if target is None:
-        where = data.default_data_dir()
-        target = data.find(where)
+        where = mnist.default_data_dir()
+        target = mnist.find(where)
         if target is None:
             raise ValueError(
                 f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE`"
             )
-    info = data.info(target)
+    info = mnist.info(target)
     if as_json:
         print_json(info)
     else:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import archive, checks, files, limits
+from worker.core import archive, limits
+from worker.data import checks, files
 from worker.errors import DataError
 
 PIXELS = 784  # 28 * 28

@@ -15,13 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from worker import nn
+from worker.core import nn
+from worker.core.pool import Pool
 from worker.errors import DivergedError
-from worker.pool import Pool
 
 
 class TrainData(Protocol):
-    """What the loop reads: worker.data.Split has these fields."""
+    """What the loop reads: worker.data.mnist.Split has these fields."""
 
     x_train: np.ndarray  # (N, 784) in the run's dtype, pixels in [0, 1]
     y_train: np.ndarray  # (N,) int labels 0..9

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import checks, files, idx, mnist_csv, npz
+from worker.data import checks, files, idx, mnist_csv, npz
 from worker.errors import DataError
 
 PIXELS = 784  # 28 * 28

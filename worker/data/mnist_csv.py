@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from worker import checks, limits, npz
+from worker.core import limits
+from worker.data import checks, npz
 from worker.errors import DataError
 
 COLUMNS = 785  # label + 28 * 28 pixels

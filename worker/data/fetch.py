@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from worker import files, idx
+from worker.data import files, idx
 from worker.errors import FetchError
 
 MIRRORS: list[str] = [
