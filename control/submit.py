@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from control import connections, describe, parse, service
+from control.errors import BadOptionError, RunRefusedError
 from control.output import print_json, table
 from control.watch import follow
 from worker.core import nn
@@ -135,7 +136,10 @@ def train(
     """
     plan = schedule_of(stage)
     arch = _arch(hidden, act, init, dtype)
-    service.check_cadence(eval_every, snapshot_every)
+    try:
+        service.check_cadence(eval_every, snapshot_every)
+    except BadOptionError as e:
+        raise typer.BadParameter(str(e), param_hint=f"'{e.option}'") from e
     opts = service.RunOptions(
         arch=arch,
         seed=seed,
@@ -276,7 +280,7 @@ def sweep(
         for run_id in run_ids:
             try:
                 service.run_local(engine, run_id)
-            except ValueError as e:  # a diverged run is a result too: the sweep goes on
+            except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
                 typer.echo(f"run {run_id}: {e}", err=True)
     else:
         for run_id in run_ids:
