@@ -45,7 +45,6 @@ from storage.stages import (
     request_pause,
     resume,
     stages_of,
-    stale_stages,
     store,
 )
 
@@ -111,7 +110,6 @@ __all__ = [
     "settings_from_env",
     "snapshots_of",
     "stages_of",
-    "stale_stages",
     "store",
     "take_due",
     "truncate_after",

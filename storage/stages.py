@@ -100,17 +100,6 @@ def on_queues(queues: list[str] | tuple[str, ...]) -> ColumnElement[bool]:
     return Stage.run_id.in_(select(Run.id).where(Run.queue.in_(list(queues))))
 
 
-def stale_stages(session: Session, grace_seconds: float) -> list[Stage]:
-    """Running stages without a heartbeat for `grace_seconds` (database clock), for a reaper."""
-    query = (
-        select(Stage)
-        .where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds))
-        .order_by(Stage.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(session.scalars(query))
-
-
 # --- a worker's transitions --------------------------------------------------------------------
 
 

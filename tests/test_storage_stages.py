@@ -39,7 +39,6 @@ from storage import (
     resume,
     session_scope,
     stages_of,
-    stale_stages,
     store,
     take_due,
 )
@@ -145,11 +144,11 @@ def test_lease_is_taken_over_only_after_grace(engine: Engine) -> None:
         assert claim_stage(session, stage_id, "w1", 30)
     with session_scope(engine) as session:
         assert not claim_stage(session, stage_id, "w2", 30)
-        assert stale_stages(session, 30) == []
+        assert lapsed_stage_ids(session, 30) == []
     with session_scope(engine) as session:  # w1 stops beating: its last beat was long ago
         session.execute(update(Stage).where(Stage.id == stage_id).values(heartbeat_at=LONG_AGO))
     with session_scope(engine) as session:
-        assert [s.id for s in stale_stages(session, 30)] == [stage_id]
+        assert lapsed_stage_ids(session, 30) == [stage_id]
         assert claim_stage(session, stage_id, "w2", 30)
         stage = get_stage(session, stage_id)
     assert (stage.worker, stage.attempts) == ("w2", 2)

@@ -151,7 +151,8 @@ def train(
             if should_stop is not None and should_stop(state):
                 break
             i = state.iteration
-            due = i % eval_every == 0 and (i > start or i == 0)  # the point at `start` is reported
+            # a call that resumes at `start` skips its point: the call before reported it
+            due = i % eval_every == 0 and (i > start or i == 0)
             if full:
                 # the step's own forward pass measures the current parameters: the point is free
                 stats = nn.BatchStats() if due else None
