@@ -9,7 +9,6 @@ import numpy as np
 from worker.data import checks, files, idx, mnist_csv, npz
 from worker.errors import DataError
 
-PIXELS = 784  # 28 * 28
 _NO_DATA_HINT = "run `gradq data fetch` or `gradq data import FILE`"
 
 
@@ -227,7 +226,8 @@ def _kind(path: Path) -> str:
 
 def _check_pair(part: str, x: np.ndarray, y: np.ndarray) -> None:
     """Arrays built by hand must look like loaded ones: (N, 784) and (N,) uint8, labels 0..9."""
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != PIXELS or not x.flags.c_contiguous:
+    shape_ok = x.ndim == 2 and x.shape[1] == checks.PIXELS
+    if x.dtype != np.uint8 or not shape_ok or not x.flags.c_contiguous:
         raise ValueError(
             f"Dataset x_{part} must be a C-contiguous (N, 784) uint8 array, got {x.shape} {x.dtype}"
         )
