@@ -17,6 +17,7 @@ from worker.core import evaluate as ev
 from worker.core import snapshot, train
 from worker.data import files
 from worker.errors import DataError
+from worker.settings import settings_from_env
 
 SnapArg = Annotated[int, typer.Argument(help="Snapshot id (see `gradq snapshots RUN`).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or train.")]
@@ -35,7 +36,8 @@ def load(snapshot_id: int) -> tuple[train.State, runspec.RunSpec, bytes]:
 def arrays(spec: runspec.RunSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("dev", "test", "train"):
         raise typer.BadParameter(f"{split!r}: use dev, test or train", param_hint="'--split'")
-    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype)
+    s = settings_from_env()
+    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype, s.data_dir, s.cache_dir)
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None:
         raise DataError(f"{spec.dataset} has no {split} set; use --split dev or train")

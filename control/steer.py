@@ -9,7 +9,7 @@ import typer
 from control import connections, parse, service
 from storage import retention, stages
 from storage.db import session_scope
-from worker.settings import settings_from_env as worker_settings
+from worker.settings import settings_from_env
 
 RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
 StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id instead of a run.")]
@@ -34,7 +34,7 @@ def _say(verb: str, done: stages.Requested) -> None:
 
 def _grace() -> float:
     """A running stage with no heartbeat for this long has no live worker to act on a flag."""
-    return worker_settings().lease_grace
+    return settings_from_env().lease_grace
 
 
 def cancel(run: RunArg = None, stage: StageOpt = None) -> None:

@@ -10,8 +10,9 @@ from sqlalchemy import Engine, func, select
 from control import connections
 from control.output import visible
 from storage import identity, runs, stages
-from storage.db import redact_url, session_scope, settings_from_env
+from storage.db import redact_url, session_scope
 from storage.models import Run, Stage, StageStatus
+from worker.settings import settings_from_env
 
 CHECK_TIMEOUT = 0.5  # seconds an inspect waits for replies: only paid while a stage is queued
 

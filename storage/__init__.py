@@ -1,12 +1,10 @@
 """gradq storage: SQLAlchemy models, one session scope, query helpers and Alembic migrations."""
 
 from storage.db import (
-    Settings,
     make_engine,
     normalize_url,
     redact_url,
     session_scope,
-    settings_from_env,
 )
 from storage.errors import LeaseLost, NotFound, SnapshotCorrupt, StorageError, StorageUnavailable
 from storage.identity import database_id
@@ -60,7 +58,6 @@ __all__ = [
     "Requested",
     "Run",
     "RunSummary",
-    "Settings",
     "Snapshot",
     "SnapshotCorrupt",
     "Stage",
@@ -107,7 +104,6 @@ __all__ = [
     "request_pause",
     "resume",
     "session_scope",
-    "settings_from_env",
     "snapshots_of",
     "stages_of",
     "store",

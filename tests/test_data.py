@@ -39,12 +39,6 @@ def mnist_dir() -> Path:
     pytest.skip(reason)
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep every CSV cache out of the real ~/.cache."""
-    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "default-cache"))
-
-
 @pytest.fixture(scope="module")
 def real(mnist_dir: Path) -> Dataset:
     return mnist.load(mnist_dir)
@@ -513,22 +507,12 @@ def test_find_prefers_idx_then_npz_then_csv(tmp_path: Path) -> None:
     assert mnist.find(tmp_path) == tmp_path
 
 
-def test_default_data_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("GRADQ_DATA_DIR", str(tmp_path / "here"))
-    assert mnist.default_data_dir() == tmp_path / "here"
-    monkeypatch.delenv("GRADQ_DATA_DIR")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert mnist.default_data_dir() == tmp_path / "xdg" / "gradq" / "mnist"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert mnist.default_data_dir() == tmp_path / "home" / ".local" / "share" / "gradq" / "mnist"
-
-
-def test_default_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "c"))
-    assert mnist.default_cache_dir() == tmp_path / "c"
+def test_a_csv_is_cached_only_where_asked(tmp_path: Path) -> None:
     x, y = digits(3)
-    mnist.load(write_csv(tmp_path / "d.csv", x, y))
+    path = write_csv(tmp_path / "d.csv", x, y)
+    mnist.load(path)
+    assert not list(tmp_path.rglob("*.npz"))  # no cache_dir: parsed, nothing written
+    mnist.load(path, cache_dir=tmp_path / "c")
     assert list((tmp_path / "c").glob("d-*.npz"))
 
 

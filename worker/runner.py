@@ -235,7 +235,8 @@ def _train_held(
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     engine, settings, stage_id = job.engine, job.settings, job.stage_id
     first, target, _ = plan[position - 1]
-    split = runspec.load_split(run.dataset, run.dev_size, run.arch.dtype)
+    s = job.settings
+    split = runspec.load_split(run.dataset, run.dev_size, run.arch.dtype, s.data_dir, s.cache_dir)
     state = _start_state(engine, run, target)
     if state.iteration < first and position > 1:
         log.warning(

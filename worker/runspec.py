@@ -46,10 +46,10 @@ class RunSpec:
         )
 
 
-def resolve_dataset(dataset: str) -> Path:
-    """A run's dataset: "mnist" is this host's data dir; anything else is a path."""
+def resolve_dataset(dataset: str, data_dir: Path) -> Path:
+    """A run's dataset: "mnist" is this host's `data_dir`; anything else is a path."""
     if dataset == "mnist":
-        where = mnist.default_data_dir()
+        where = data_dir
         found = mnist.find(where)
         if found is None:
             raise DataError(
@@ -61,7 +61,9 @@ def resolve_dataset(dataset: str) -> Path:
 
 
 @lru_cache(maxsize=4)
-def load_split(dataset: str, dev_size: int, dtype: str) -> mnist.Split:
+def load_split(
+    dataset: str, dev_size: int, dtype: str, data_dir: Path, cache_dir: Path
+) -> mnist.Split:
     """The run's train/dev arrays, parsed once per process (a worker serves many slices)."""
-    raw = mnist.load(resolve_dataset(dataset))
+    raw = mnist.load(resolve_dataset(dataset, data_dir), cache_dir=cache_dir)
     return mnist.split(raw, dev_size=dev_size, seed=DEV_SPLIT_SEED, dtype=dtype)

@@ -15,7 +15,6 @@ from threadpoolctl import threadpool_limits
 
 from storage import identity, migrate, reaper
 from storage.db import make_engine, session_scope
-from storage.db import settings_from_env as storage_settings
 from storage.errors import NotFound, StorageError
 from worker import runner
 from worker.celery_app import app
@@ -32,7 +31,7 @@ _pid = os.getpid()  # whose engines these are: a forked child makes its own
 def engine() -> Engine:
     """This process's engine on the configured database, schema upgraded on first use."""
     _forget_inherited()
-    url = storage_settings().database_url
+    url = settings_from_env().database_url
     if url not in _engines:
         e = make_engine(url)
         migrate.ensure_schema(e)
@@ -43,7 +42,7 @@ def engine() -> Engine:
 def database_id() -> str:
     """The configured database's identity (read once per process)."""
     eng = engine()
-    url = storage_settings().database_url
+    url = settings_from_env().database_url
     if url not in _ids:
         with session_scope(eng, readonly=True) as s:
             _ids[url] = identity.database_id(s)

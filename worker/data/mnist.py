@@ -59,7 +59,7 @@ def load(
     elif kind == "npz":
         ds = Dataset(*npz.read(source), str(source))
     else:
-        cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        cache = None if cache_dir is None else Path(cache_dir)
         ds = Dataset(*mnist_csv.load(source, cache, limit), None, None, str(source))
     return _head(ds, limit)
 
@@ -114,23 +114,6 @@ def info(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None)
         "has_test": ds.y_test is not None,
         "train_labels": np.bincount(ds.y_train, minlength=10).tolist(),  # count of each digit
     }
-
-
-def default_data_dir() -> Path:
-    """Where MNIST lives: $GRADQ_DATA_DIR, else mnist/ in gradq's home (as the database)."""
-    if os.environ.get("GRADQ_DATA_DIR"):
-        return Path(os.environ["GRADQ_DATA_DIR"])
-    if os.environ.get("GRADQ_HOME"):
-        return Path(os.environ["GRADQ_HOME"]) / "mnist"
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "gradq" / "mnist"
-
-
-def default_cache_dir() -> Path:
-    """Where parsed CSVs are kept: $GRADQ_CACHE_DIR, else the XDG cache dir."""
-    if os.environ.get("GRADQ_CACHE_DIR"):
-        return Path(os.environ["GRADQ_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradq"
 
 
 def import_file(src: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
