@@ -64,7 +64,8 @@ class Slice:
     def __init__(self, engine: Engine, settings: Settings, wid: str, stage_id: int) -> None:
         self.engine, self.settings, self.wid, self.stage_id = engine, settings, wid, stage_id
         self.t0 = time.monotonic()
-        self.done = 0  # iterations of this stage done, as the loop last reported
+        self.state: train.State | None = None  # what the loop trains, in place (see `done`)
+        self.first = 0  # the stage's first global iteration
         self.requested: StageRequest | None = None
         self.lost: LeaseLost | None = None
         self.out_of_time = False
@@ -91,9 +92,18 @@ class Slice:
             except StorageError as e:  # a passing outage: the next beat may go through
                 log.warning("stage %s: heartbeat failed: %s", self.stage_id, e)
 
+    @property
+    def done(self) -> int:
+        """Iterations of this stage done, read by the heartbeat while the loop trains."""
+        return 0 if self.state is None else max(0, self.state.iteration - self.first)
+
     def check(self) -> None:
         if self.lost is not None:
             raise self.lost
+
+    def stop_asked(self, _: train.State) -> bool:
+        """The loop's stop predicate: the CLI asked to pause or cancel, or the lease is gone."""
+        return self.requested is not None or self.lost is not None
 
     def store(self, run: runspec.RunSpec, state: train.State, point: train.Point | None) -> int:
         """A snapshot (and the point, if any) of `state`, in one transaction under the lease."""
@@ -233,22 +243,50 @@ def _train_held(
     job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
 ) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
-    engine, settings, stage_id = job.engine, job.settings, job.stage_id
+    settings = job.settings
+    split = runspec.load_split(
+        run.dataset, run.dev_size, run.arch.dtype, settings.data_dir, settings.cache_dir
+    )
+    state = _resume(job, run, position, plan, base)
+    on_point = _point_taker(job, run, ends={end for _, end, _ in plan}, begin=state.iteration)
+    # replay earlier stages' ranges if the newest good snapshot lies before this stage
+    for _, seg_end, lr in plan[:position]:
+        if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
+            continue
+        train.train(
+            state,
+            split,
+            lr,
+            seg_end,
+            eval_every=run.eval_every,
+            on_point=on_point,
+            should_stop=job.stop_asked,
+        )
+    job.check()
+    return _finish(job, run, state, plan[position - 1][1])
+
+
+def _resume(
+    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+) -> train.State:
+    """The state the slice starts from, marked begun in storage (iteration 0 stored once)."""
     first, target, _ = plan[position - 1]
-    s = job.settings
-    split = runspec.load_split(run.dataset, run.dev_size, run.arch.dtype, s.data_dir, s.cache_dir)
-    state = _start_state(engine, run, target)
+    state = _start_state(job.engine, run, target)
     if state.iteration < first and position > 1:
         log.warning(
-            "stage %s: resuming from iteration %s, before its start", stage_id, state.iteration
+            "stage %s: resuming from iteration %s, before its start", job.stage_id, state.iteration
         )
-    job.done = max(0, state.iteration - first)
-    with session_scope(engine) as s:
-        stages.begin_slice(s, stage_id, job.wid, run.id, state.iteration, job.done)
+    job.state, job.first = state, first
+    with session_scope(job.engine) as s:
+        stages.begin_slice(s, job.stage_id, job.wid, run.id, state.iteration, job.done)
     if state.iteration == base and run.parent_snapshot_id is None:
         job.store(run, state, None)  # iteration 0: the initial parameters, forkable
-    ends = {end for _, end, _ in plan}  # every stage end gets a point and a snapshot
-    begin = state.iteration
+    return state
+
+
+def _point_taker(job: Slice, run: runspec.RunSpec, ends: set[int], begin: int) -> train.OnPoint:
+    """What the loop does at each curve point: store it (with a snapshot on the snapshot cadence
+    and at every stage end), and end the slice at a snapshot once its time is up."""
 
     def on_point(st: train.State, p: train.Point) -> bool:
         job.check()
@@ -261,29 +299,10 @@ def _train_held(
         # a slice ends at a snapshot once its time is up and it made progress; the next slice
         # starts there
         elapsed = time.monotonic() - job.t0
-        job.out_of_time = take and st.iteration > begin and elapsed >= settings.slice_seconds
+        job.out_of_time = take and st.iteration > begin and elapsed >= job.settings.slice_seconds
         return job.out_of_time
 
-    def should_stop(st: train.State) -> bool:
-        job.done = st.iteration - first
-        return job.requested is not None or job.lost is not None
-
-    # replay earlier stages' ranges if the newest good snapshot lies before this stage
-    for _, seg_end, lr in plan[:position]:
-        if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
-            continue
-        train.train(
-            state,
-            split,
-            lr,
-            seg_end,
-            eval_every=run.eval_every,
-            on_point=on_point,
-            should_stop=should_stop,
-        )
-    job.check()
-    job.done = state.iteration - first
-    return _finish(job, run, state, target)
+    return on_point
 
 
 def _finish(job: Slice, run: runspec.RunSpec, state: train.State, target: int) -> SliceResult:
