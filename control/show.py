@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from control import connections, describe, parse, workers
 from control.output import cell, console, curve, pct, print_json, table
@@ -54,6 +55,24 @@ def show(run: RunArg, as_json: Json = False) -> None:
         print_json(d)
         return
     out = console()
+    _print_run(out, d)
+    _print_stages(d["stages"])
+    with session_scope(engine, readonly=True) as s:
+        points = metrics.metrics_of(s, run)
+    starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
+    out.print(
+        curve(
+            [p.iteration for p in points],
+            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
+            boundaries=starts,
+        )
+    )
+    if d["waiting"]:
+        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
+
+
+def _print_run(out: Console, d: dict) -> None:
+    """The run's header lines: name, network, data, lineage, where it is now."""
     settings = d["settings"]
     batch = "full batch" if settings["batch_size"] is None else f"batch {settings['batch_size']}"
     out.print(f"run {d['id']}  {cell(d['name'])}  [{d['status']}]  created {cell(d['created_at'])}")
@@ -75,6 +94,9 @@ def show(run: RunArg, as_json: Json = False) -> None:
         f"  now at iteration {d['iteration']}: train {pct(d['train_acc'])}, "
         f"dev {pct(d['dev_acc'])}, best dev {pct(d['best_dev_acc'])}"
     )
+
+
+def _print_stages(rows: list[dict]) -> None:
     table(
         ["#", "stage", "lr", "iters", "status", "done", "tries", "started", "finished", "error"],
         [
@@ -90,21 +112,9 @@ def show(run: RunArg, as_json: Json = False) -> None:
                 cell(x["finished_at"]),
                 (x["error"] or "")[:50] or None,
             ]
-            for x in d["stages"]
+            for x in rows
         ],
     )
-    with session_scope(engine, readonly=True) as s:
-        points = metrics.metrics_of(s, run)
-    starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
-    out.print(
-        curve(
-            [p.iteration for p in points],
-            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
-            boundaries=starts,
-        )
-    )
-    if d["waiting"]:
-        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
 
 
 def metrics_(
