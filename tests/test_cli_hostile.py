@@ -15,7 +15,9 @@ from fixtures_env import caller_variables
 from fixtures_services import ROOT
 from test_cli import assert_one_line_error, gradq, local_run
 
-from storage import create_run, make_engine, session_scope, upgrade
+from storage.db import make_engine, session_scope
+from storage.migrate import upgrade
+from storage.runs import create_run
 
 READERS = [
     ["runs"],

@@ -8,17 +8,10 @@ from fixtures_storage import new_run
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from storage import (
-    NotFound,
-    StorageError,
-    get_run,
-    list_runs,
-    make_engine,
-    normalize_url,
-    put_snapshot,
-    redact_url,
-    session_scope,
-)
+from storage.db import make_engine, normalize_url, redact_url, session_scope
+from storage.errors import NotFound, StorageError
+from storage.runs import get_run, list_runs
+from storage.snapshots import put_snapshot
 
 
 def test_session_scope_commits(engine: Engine) -> None:
