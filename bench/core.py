@@ -25,7 +25,8 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import core_baseline
-from worker import data, nn, pool, train
+from worker.core import nn, pool, train
+from worker.data import mnist
 
 
 class Notebook:
@@ -133,7 +134,7 @@ def main() -> None:
 
     with threadpool_limits(args.threads):
         threads = pool.blas_threads()
-        split = data.split(data.load(args.data), dev_size=1000, seed=0, dtype="float32")
+        split = mnist.split(mnist.load(args.data), dev_size=1000, seed=0, dtype="float32")
         X, y = split.x_train, split.y_train  # (59000, 784) float32, (59000,)
         t = time.perf_counter()
         packed = nn.pack(X, y)

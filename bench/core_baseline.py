@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.nn import Arch
+from worker.core.nn import Arch
 
 BLOCK_ROWS = 2048
 

@@ -32,7 +32,9 @@ from threadpoolctl import threadpool_limits
 
 from storage import metrics, migrate, runs, snapshots, stages
 from storage.db import make_engine, session_scope
-from worker import data, nn, runner, tasks, train
+from worker import runspec, tasks
+from worker.core import nn, train
+from worker.data import mnist
 from worker.settings import settings_from_env
 
 
@@ -122,7 +124,7 @@ def latency_test(engine, dataset: str, n: int) -> dict:
 
 
 def overhead_test(engine, dataset: str, iters: int, threads: int, repeats: int) -> dict:
-    split = data.split(data.load(dataset), dev_size=1000, seed=runner.DEV_SPLIT_SEED)
+    split = mnist.split(mnist.load(dataset), dev_size=1000, seed=runspec.DEV_SPLIT_SEED)
     bare, queued = [], []
     for rep in range(repeats):
         state = train.new_state(nn.Arch(), seed=rep)
@@ -158,7 +160,7 @@ def main() -> None:
     ap.add_argument("--overhead-repeats", type=int, default=3)
     ap.add_argument("--only", default="load,latency,overhead")
     args = ap.parse_args()
-    dataset = str(data.find(args.data) or args.data)
+    dataset = str(mnist.find(args.data) or args.data)
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")

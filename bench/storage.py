@@ -24,18 +24,13 @@ from sqlalchemy import Engine, delete, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage import (
-    StorageError,
-    add_metric,
-    create_run,
-    ensure_schema,
-    make_engine,
-    put_snapshot,
-    redact_url,
-    session_scope,
-)
-from storage.db import normalize_url
+from storage.db import make_engine, normalize_url, redact_url, session_scope
+from storage.errors import StorageError
+from storage.metrics import add_metric
+from storage.migrate import ensure_schema
 from storage.models import Run
+from storage.runs import create_run
+from storage.snapshots import put_snapshot
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SHAPES = {  # the 784-10-10-10 network: 8,070 float32 parameters

@@ -11,3 +11,15 @@ class BrokerUnreachableError(ControlError):
 
 class StackError(ControlError):
     """`gradq up` could not start or reach what it needs."""
+
+
+class RunRefusedError(ControlError):
+    """A run cannot be created, extended or trained here as asked; the message says why."""
+
+
+class BadOptionError(ControlError):
+    """An option's value is wrong; the CLI reports it as Click does (exit 2)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option

@@ -8,7 +8,7 @@ import typer
 
 from control.output import CONTROL, visible
 from storage import runs
-from worker import limits, nn
+from worker.core import limits, nn
 
 MAX_ITERATIONS = 10_000_000
 MAX_NAME = 200

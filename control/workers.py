@@ -7,11 +7,12 @@ import shlex
 
 from sqlalchemy import Engine, func, select
 
-from control import context
+from control import connections
 from control.output import visible
 from storage import identity, runs, stages
-from storage.db import redact_url, session_scope, settings_from_env
+from storage.db import redact_url, session_scope
 from storage.models import Run, Stage, StageStatus
+from worker.settings import settings_from_env
 
 CHECK_TIMEOUT = 0.5  # seconds an inspect waits for replies: only paid while a stage is queued
 
@@ -29,16 +30,16 @@ def start_hint(queue: str) -> str:
 
 
 def unserved(
-    engine: Engine, queues: set[str], workers: list[context.LiveWorker] | None = None
+    engine: Engine, queues: set[str], workers: list[connections.LiveWorker] | None = None
 ) -> dict[str, str]:
     """For each of `queues` that no live worker serves on this database: why, and the fix."""
     if not queues:
         return {}
     if workers is None:
         try:
-            workers = context.live_workers(CHECK_TIMEOUT)
+            workers = connections.live_workers(CHECK_TIMEOUT)
         except Exception as e:  # the broker is down: nothing is served
-            broker = redact_url(context.broker_url())
+            broker = redact_url(connections.broker_url())
             return {
                 q: f"stages wait: no broker answers at {broker} ({type(e).__name__}); "
                 "start Redis or `gradq up`"

@@ -54,11 +54,6 @@ class ago(FunctionElement[datetime]):  # noqa: N801 - reads like func.now()
         super().__init__(literal(float(seconds), Float()))
 
 
-@compiles(utcnow)
-def _utcnow_default(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
-    return "CURRENT_TIMESTAMP"
-
-
 @compiles(utcnow, "postgresql")
 def _utcnow_pg(element: utcnow, compiler: SQLCompiler, **kw: Any) -> str:
     return "clock_timestamp()"  # the statement's time: a heartbeat at the end of a long write

@@ -1,12 +1,10 @@
-"""Where the database is, how to connect to it, and the one session scope every query runs in."""
+"""How to reach a database from its URL, and the one session scope every query runs in."""
 
-import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -24,26 +22,6 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 SQLITE_BEGIN = "gradq_sqlite_begin"
 # Bulk UPDATE/DELETE skip the identity map; getters reload with populate_existing instead.
 NO_SYNC = {"synchronize_session": False}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Storage configuration, read from the environment in `settings_from_env` only."""
-
-    data_dir: Path  # $GRADQ_HOME, else $XDG_DATA_HOME/gradq, else ~/.local/share/gradq
-    database_url: str  # $GRADQ_DATABASE_URL, else sqlite:///<data_dir>/gradq.db
-
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if environ is None else environ
-    if env.get("GRADQ_HOME"):
-        data_dir = Path(env["GRADQ_HOME"]).expanduser()
-    elif env.get("XDG_DATA_HOME"):
-        data_dir = Path(env["XDG_DATA_HOME"]).expanduser() / "gradq"
-    else:
-        data_dir = Path(env.get("HOME") or Path.home()).expanduser() / ".local" / "share" / "gradq"
-    url = env.get("GRADQ_DATABASE_URL") or f"sqlite:///{data_dir / 'gradq.db'}"
-    return Settings(data_dir=data_dir, database_url=url)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -145,11 +123,11 @@ def check_shared(url: str | URL) -> None:
         )
 
 
-def make_engine(url: str | URL | None = None, *, create: bool = True, **kwargs: Any) -> Engine:
-    """An engine for `url` (default: settings); SQLite gets WAL, a busy timeout and foreign keys.
+def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys.
 
     With `create=False` a SQLite file that does not exist is an error (readers never create)."""
-    parsed = normalize_url(url if url is not None else settings_from_env().database_url)
+    parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(parsed, **kwargs)

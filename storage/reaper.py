@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from storage.clock import ago, utcnow
 from storage.db import NO_SYNC
 from storage.models import Run, Stage, StageStatus
-from storage.stages import blocked_by_earlier
+from storage.stages import blocked_by_earlier, lapsed_lease
 
 BACKOFF_CAP = 4  # a stage lost n times waits grace * 2**min(n, 4) before it is sent again
 
@@ -31,9 +31,7 @@ def lapsed_stage_ids(
     session: Session, grace_seconds: float, queue: str | list[str] | None = None
 ) -> list[int]:
     """Running stages with no heartbeat for `grace_seconds` by the database clock."""
-    query = select(Stage.id).where(
-        Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds)
-    )
+    query = select(Stage.id).where(lapsed_lease(grace_seconds))
     return list(session.scalars(_on(query, queue).order_by(Stage.id)))
 
 
@@ -78,7 +76,7 @@ def take_due(
     max(period, waited / 8).
     """
     now: datetime = session.scalar(select(utcnow()))
-    lapsed = and_(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds))
+    lapsed = and_(lapsed_lease(grace_seconds), Stage.heartbeat_at.is_not(None))  # beat once
     ready = and_(
         Stage.status == StageStatus.QUEUED,
         Stage.updated_at < ago(period_seconds),  # a stage released a moment ago is being sent

@@ -100,22 +100,18 @@ def on_queues(queues: list[str] | tuple[str, ...]) -> ColumnElement[bool]:
     return Stage.run_id.in_(select(Run.id).where(Run.queue.in_(list(queues))))
 
 
-def stale_stages(session: Session, grace_seconds: float) -> list[Stage]:
-    """Running stages without a heartbeat for `grace_seconds` (database clock), for a reaper."""
-    query = (
-        select(Stage)
-        .where(Stage.status == StageStatus.RUNNING, Stage.heartbeat_at < ago(grace_seconds))
-        .order_by(Stage.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(session.scalars(query))
-
-
 # --- a worker's transitions --------------------------------------------------------------------
 
 
-def _lapsed(grace_seconds: float) -> ColumnElement[bool]:
-    return or_(Stage.heartbeat_at.is_(None), Stage.heartbeat_at < ago(grace_seconds))
+def lapsed_lease(grace_seconds: float) -> ColumnElement[bool]:
+    """A running stage whose worker stopped beating `grace_seconds` ago (database clock)."""
+    stopped = or_(Stage.heartbeat_at.is_(None), Stage.heartbeat_at < ago(grace_seconds))
+    return and_(Stage.status == StageStatus.RUNNING, stopped)
+
+
+def held_by(worker_id: str) -> ColumnElement[bool]:
+    """A running stage whose lease `worker_id` holds."""
+    return and_(Stage.worker == worker_id, Stage.status == StageStatus.RUNNING)
 
 
 def claim_stage(
@@ -133,7 +129,7 @@ def claim_stage(
     One conditional UPDATE: PostgreSQL re-checks the WHERE after a concurrent claim commits,
     SQLite runs writers one at a time (BEGIN IMMEDIATE).
     """
-    taken_over = and_(Stage.status == StageStatus.RUNNING, _lapsed(grace_seconds))
+    taken_over = lapsed_lease(grace_seconds)
     where = [
         Stage.id == stage_id,
         or_(
@@ -170,11 +166,7 @@ def renew(
     """Prove and renew the lease (locking the stage row); returns what the CLI asked for."""
     beat = (
         update(Stage)
-        .where(
-            Stage.id == stage_id,
-            Stage.worker == worker_id,
-            Stage.status == StageStatus.RUNNING,
-        )
+        .where(Stage.id == stage_id, held_by(worker_id))
         .values(heartbeat_at=utcnow(), updated_at=utcnow(), iterations_done=iterations_done)
         .returning(Stage.requested)
     )
@@ -355,11 +347,7 @@ def fail_stage(session: Session, stage_id: int, worker_id: str | None, error: st
 
     `worker_id=None` fails an active stage whoever holds it (a reaper giving up on it).
     """
-    holder = (
-        and_(Stage.worker == worker_id, Stage.status == StageStatus.RUNNING)
-        if worker_id is not None
-        else Stage.status.in_(ACTIVE)
-    )
+    holder = held_by(worker_id) if worker_id is not None else Stage.status.in_(ACTIVE)
     fail = (
         update(Stage)
         .where(Stage.id == stage_id, holder)
@@ -382,11 +370,7 @@ def reap(session: Session, grace_seconds: float) -> list[int]:
     """Fail the lapsed stages whose worker was lost MAX_TAKEOVERS times; returns their ids."""
     query = (
         select(Stage.id)
-        .where(
-            Stage.status == StageStatus.RUNNING,
-            _lapsed(grace_seconds),
-            Stage.takeovers >= MAX_TAKEOVERS,
-        )
+        .where(lapsed_lease(grace_seconds), Stage.takeovers >= MAX_TAKEOVERS)
         .order_by(Stage.id)
         .with_for_update()
     )
@@ -483,8 +467,7 @@ def _move(
         values |= {"error": error, "finished_at": utcnow()}
     which = Stage.status.in_(from_)
     if grace_seconds is not None:
-        orphaned = and_(Stage.status == StageStatus.RUNNING, _lapsed(grace_seconds))
-        which = or_(which, orphaned)
+        which = or_(which, lapsed_lease(grace_seconds))
         values |= {"worker": None, "heartbeat_at": None, "requested": None}
     move = update(Stage).where(Stage.id.in_(ids), which).values(**values).returning(Stage.id)
     return sorted(session.scalars(move, execution_options=NO_SYNC))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import idx
+from worker.data import idx
 
 LIMIT = 1 << 30  # address space for the process under test: the bombs each want more
 _LOCAL = struct.Struct("<4s5H3L2H")  # zip local file header

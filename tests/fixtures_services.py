@@ -95,9 +95,9 @@ def real_mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def small_mnist(real_mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real-data subset as .npz: 3,000 training and 1,000 test digits."""
-    from worker import data
+    from worker.data import mnist
 
-    ds = data.load(real_mnist_dir)
+    ds = mnist.load(real_mnist_dir)
     out = tmp_path_factory.mktemp("mnist-small") / "mnist-small.npz"
     np.savez(
         out,

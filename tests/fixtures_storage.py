@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from storage import create_run, make_engine, normalize_url, redact_url, upgrade
+from storage.db import make_engine, normalize_url, redact_url
+from storage.migrate import upgrade
+from storage.runs import create_run
 
 POSTGRES_URL = os.environ.get(
     "GRADQ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

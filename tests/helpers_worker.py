@@ -15,7 +15,8 @@ from threadpoolctl import threadpool_limits
 from storage import metrics, migrate, runs, snapshots, stages
 from storage.db import make_engine, session_scope
 from storage.models import ACTIVE, Stage, StageStatus
-from worker import runner, snapshot, tasks
+from worker import runner, tasks
+from worker.core import snapshot
 from worker.settings import settings_from_env
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from bombs import (
     sparse,
 )
 
-from worker import idx
+from worker.data import idx
 
 HEADER = "label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from control.cli import app
-from worker import nn
+from worker.core import nn
 
 pytestmark = [pytest.mark.redis]
 runner = CliRunner()

@@ -15,7 +15,9 @@ from fixtures_env import caller_variables
 from fixtures_services import ROOT
 from test_cli import assert_one_line_error, gradq, local_run
 
-from storage import create_run, make_engine, session_scope, upgrade
+from storage.db import make_engine, session_scope
+from storage.migrate import upgrade
+from storage.runs import create_run
 
 READERS = [
     ["runs"],
@@ -195,13 +197,13 @@ def test_a_failed_local_fork_says_so_once(home, small_mnist, tmp_path):
 
 
 def test_a_bug_says_it_is_one_and_where_the_traceback_went(home, monkeypatch):
-    from control import report
+    from control import describe
 
     def broken(*_args):
         raise KeyError("oops")
 
     assert gradq("db", "upgrade").exit_code == 0
-    monkeypatch.setattr(report, "runs_rows", broken)
+    monkeypatch.setattr(describe, "runs_rows", broken)
     result = gradq("runs")
     assert_one_line_error(result, 1, "internal error (a bug", "KeyError", "gradq.log")
     log = (home / "gradq.log").read_text()

@@ -94,7 +94,7 @@ def test_status_asks_the_broker_it_names_not_the_one_gradq_was_imported_with(sql
     url = sqlite_stack.env["GRADQ_BROKER_URL"]
     other = url.rsplit("/", 1)[0] + ("/14" if not url.endswith("/14") else "/13")
     script = (
-        "import os, worker.tasks, control.context as c\n"
+        "import os, worker.tasks, control.connections as c\n"
         "worker.tasks.app.amqp.producer_pool  # the imported app's pool: the other broker\n"
         f"os.environ['GRADQ_BROKER_URL'] = {url!r}\n"
         "for _ in range(20):\n"

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from worker import evaluate, nn, snapshot, train
+from worker.core import evaluate, nn, snapshot, train
 from worker.errors import DivergedError, SnapshotError
 
 PAIRS = list(itertools.product(nn.ACTIVATIONS, repeat=2))

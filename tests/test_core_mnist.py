@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from threadpoolctl import threadpool_limits
 
-from worker import data, evaluate, nn, snapshot, train
+from worker.core import evaluate, nn, snapshot, train
+from worker.data import mnist
 
 pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def mnist_split(real_mnist_dir):
-    return data.split(data.load(real_mnist_dir), dev_size=1000, seed=0, dtype="float32")
+    return mnist.split(mnist.load(real_mnist_dir), dev_size=1000, seed=0, dtype="float32")
 
 
 def two_stages(state: train.State, split, first: tuple[float, int], second: tuple[float, int]):

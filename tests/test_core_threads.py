@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from worker import evaluate, nn, pool, snapshot, train
+from worker.core import evaluate, nn, pool, snapshot, train
 from worker.errors import DivergedError
 
 

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from worker import data, idx, limits
-from worker.data import Dataset
+from worker.core import limits
+from worker.data import idx, mnist
+from worker.data.mnist import Dataset
 from worker.errors import DataError
 
 HEADER = ["label"] + [f"{r}x{c}" for r in range(1, 29) for c in range(1, 29)]
@@ -38,15 +39,9 @@ def mnist_dir() -> Path:
     pytest.skip(reason)
 
 
-@pytest.fixture(autouse=True)
-def cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep every CSV cache out of the real ~/.cache."""
-    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "default-cache"))
-
-
 @pytest.fixture(scope="module")
 def real(mnist_dir: Path) -> Dataset:
-    return data.load(mnist_dir)
+    return mnist.load(mnist_dir)
 
 
 def digits(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +81,7 @@ def good_row(label: int = 3) -> list[object]:
 def refused(path: Path, *fragments: str, cache_dir: Path | None = None) -> str:
     """Assert load() refuses path with a one-line DataError naming the file and the problem."""
     with pytest.raises(DataError) as caught:
-        data.load(path, cache_dir=cache_dir or path.parent / "cache")
+        mnist.load(path, cache_dir=cache_dir or path.parent / "cache")
     message = str(caught.value)
     assert "\n" not in message
     for fragment in fragments:
@@ -109,7 +104,7 @@ def test_real_mnist_loads_with_canonical_shapes(real: Dataset) -> None:
 
 @pytest.mark.mnist
 def test_real_limit_keeps_first_training_rows(mnist_dir: Path, real: Dataset) -> None:
-    head = data.load(mnist_dir, limit=100)
+    head = mnist.load(mnist_dir, limit=100)
     assert head.x_train.shape == (100, 784)
     assert np.array_equal(head.x_train, real.x_train[:100])
     assert np.array_equal(head.y_train, real.y_train[:100])
@@ -118,7 +113,7 @@ def test_real_limit_keeps_first_training_rows(mnist_dir: Path, real: Dataset) ->
 
 @pytest.mark.mnist
 def test_real_split_float32_stays_float32(real: Dataset) -> None:
-    s = data.split(real)
+    s = mnist.split(real)
     assert s.x_train.shape == (59000, 784) and s.x_dev.shape == (1000, 784)
     assert s.x_test.shape == (10000, 784)
     for x in (s.x_train, s.x_dev, s.x_test):
@@ -130,13 +125,13 @@ def test_real_split_float32_stays_float32(real: Dataset) -> None:
 
 @pytest.mark.mnist
 def test_real_split_float64(real: Dataset) -> None:
-    s = data.split(real, dtype="float64")
+    s = mnist.split(real, dtype="float64")
     assert s.x_train.dtype == np.float64 and s.x_train.max() == 1.0
 
 
 @pytest.mark.mnist
 def test_info_counts_the_real_set(mnist_dir: Path) -> None:
-    summary = data.info(mnist_dir)
+    summary = mnist.info(mnist_dir)
     assert summary["kind"] == "idx" and summary["has_test"] is True
     assert (summary["train"], summary["test"]) == (60000, 10000)
     assert sum(summary["train_labels"]) == 60000
@@ -158,7 +153,7 @@ def row_ids(x: np.ndarray) -> np.ndarray:
 
 def test_split_is_deterministic_disjoint_and_complete() -> None:
     ds = numbered(600)
-    first, again = data.split(ds, dev_size=100, seed=7), data.split(ds, dev_size=100, seed=7)
+    first, again = mnist.split(ds, dev_size=100, seed=7), mnist.split(ds, dev_size=100, seed=7)
     assert np.array_equal(first.x_train, again.x_train)
     assert np.array_equal(first.y_dev, again.y_dev)
     train, dev = row_ids(first.x_train), row_ids(first.x_dev)
@@ -166,7 +161,7 @@ def test_split_is_deterministic_disjoint_and_complete() -> None:
     assert not set(train) & set(dev)
     assert set(train) | set(dev) == set(range(600))
     assert np.array_equal(first.y_dev, dev % 10)  # labels moved with their rows
-    other = data.split(ds, dev_size=100, seed=8)
+    other = mnist.split(ds, dev_size=100, seed=8)
     assert not np.array_equal(row_ids(other.x_dev), dev)
     assert first.x_test is None and first.y_test is None
 
@@ -174,7 +169,7 @@ def test_split_is_deterministic_disjoint_and_complete() -> None:
 def test_split_dev_is_the_head_of_a_seeded_permutation() -> None:
     ds = numbered(50)
     order = np.random.default_rng(3).permutation(50)
-    s = data.split(ds, dev_size=10, seed=3)
+    s = mnist.split(ds, dev_size=10, seed=3)
     assert np.array_equal(row_ids(s.x_dev), order[:10])
     assert np.array_equal(row_ids(s.x_train), order[10:])
 
@@ -190,7 +185,7 @@ def test_split_dev_is_the_head_of_a_seeded_permutation() -> None:
 )
 def test_split_refuses_bad_arguments(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
-        data.split(numbered(50), **kwargs)
+        mnist.split(numbered(50), **kwargs)
 
 
 def test_dataset_refuses_arrays_of_the_wrong_kind() -> None:
@@ -208,11 +203,11 @@ def test_csv_round_trip_is_cached(tmp_path: Path) -> None:
     x, y = digits(20)
     path = write_csv(tmp_path / "mnist_train.csv", x, y)
     cache = tmp_path / "cache"
-    ds = data.load(path, cache_dir=cache)
+    ds = mnist.load(path, cache_dir=cache)
     assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
     assert ds.x_test is None and ds.source == str(path)
     assert len(list(cache.glob("mnist_train-*.npz"))) == 1
-    again = data.load(path, cache_dir=cache)
+    again = mnist.load(path, cache_dir=cache)
     assert np.array_equal(again.x_train, x) and np.array_equal(again.y_train, y)
 
 
@@ -220,9 +215,9 @@ def test_csv_cache_is_rebuilt_when_the_csv_changes(tmp_path: Path) -> None:
     x, y = digits(21)
     path = write_csv(tmp_path / "mnist_train.csv", x[:20], y[:20])
     cache = tmp_path / "cache"
-    assert len(data.load(path, cache_dir=cache).y_train) == 20
+    assert len(mnist.load(path, cache_dir=cache).y_train) == 20
     write_csv(path, x, y)  # one more row: a different size
-    assert np.array_equal(data.load(path, cache_dir=cache).x_train, x)
+    assert np.array_equal(mnist.load(path, cache_dir=cache).x_train, x)
     assert len(list(cache.glob("*.npz"))) == 1  # replaced, not piled up
 
 
@@ -230,19 +225,19 @@ def test_csv_with_old_mac_line_ends_loads(tmp_path: Path) -> None:
     x, y = digits(3)
     path = write_csv(tmp_path / "d.csv", x, y)
     path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
-    assert np.array_equal(data.load(path).x_train, x)
+    assert np.array_equal(mnist.load(path).x_train, x)
 
 
 def test_csv_without_header_keeps_its_first_row(tmp_path: Path) -> None:
     x, y = digits(5)
-    ds = data.load(write_csv(tmp_path / "d.csv", x, y, header=False), cache_dir=tmp_path / "c")
+    ds = mnist.load(write_csv(tmp_path / "d.csv", x, y, header=False), cache_dir=tmp_path / "c")
     assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
 
 
 def test_csv_limit_parses_only_the_head_and_caches_nothing(tmp_path: Path) -> None:
     x, y = digits(30)
     cache = tmp_path / "cache"
-    ds = data.load(write_csv(tmp_path / "d.csv", x, y), cache_dir=cache, limit=7)
+    ds = mnist.load(write_csv(tmp_path / "d.csv", x, y), cache_dir=cache, limit=7)
     assert np.array_equal(ds.x_train, x[:7])
     assert not list(cache.glob("*.npz"))
 
@@ -253,7 +248,7 @@ def test_npz_loads_flat_or_square_images(tmp_path: Path, shape: tuple[int, ...])
     x_test, y_test = digits(3, seed=2)
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=x.reshape(6, *shape), y_train=y, x_test=x_test, y_test=y_test)
-    ds = data.load(path)
+    ds = mnist.load(path)
     assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
     assert np.array_equal(ds.x_test, x_test) and np.array_equal(ds.y_test, y_test)
 
@@ -261,7 +256,7 @@ def test_npz_loads_flat_or_square_images(tmp_path: Path, shape: tuple[int, ...])
 def test_npz_without_test_set(tmp_path: Path) -> None:
     x, y = digits(6)
     np.savez(tmp_path / "mnist.npz", x_train=x.astype(np.int64), y_train=y.astype(np.int32))
-    ds = data.load(tmp_path / "mnist.npz")
+    ds = mnist.load(tmp_path / "mnist.npz")
     assert ds.x_test is None and ds.x_train.dtype == np.uint8
     assert np.array_equal(ds.x_train, x)
 
@@ -271,7 +266,7 @@ def test_raw_idx_with_dotted_names(tmp_path: Path) -> None:
     write_idx_dir(tmp_path, x, y, gz=False)
     for name in (idx.TRAIN_IMAGES, idx.TRAIN_LABELS):
         (tmp_path / name).rename(tmp_path / name.replace("-idx", ".idx"))
-    ds = data.load(tmp_path)
+    ds = mnist.load(tmp_path)
     assert np.array_equal(ds.x_train, x) and ds.x_test is None
 
 
@@ -282,7 +277,7 @@ def test_idx_gz_in_several_members_loads(tmp_path: Path) -> None:
     raw = idx.encode(x.reshape(-1, 28, 28))
     packed = gzip.compress(raw[:1000]) + gzip.compress(raw[1000:3000]) + gzip.compress(raw[3000:])
     (tmp_path / f"{idx.TRAIN_IMAGES}.gz").write_bytes(packed)
-    assert np.array_equal(data.load(tmp_path).x_train, x)
+    assert np.array_equal(mnist.load(tmp_path).x_train, x)
 
 
 # --- bad files -----------------------------------------------------------------------------------
@@ -501,62 +496,52 @@ def test_npz_with_object_array_is_refused_and_never_unpickled(tmp_path: Path) ->
 
 
 def test_find_prefers_idx_then_npz_then_csv(tmp_path: Path) -> None:
-    assert data.find(tmp_path / "missing") is None
-    assert data.find(tmp_path) is None
+    assert mnist.find(tmp_path / "missing") is None
+    assert mnist.find(tmp_path) is None
     x, y = digits(3)
     write_csv(tmp_path / "mnist_train.csv", x, y)
-    assert data.find(tmp_path) == tmp_path / "mnist_train.csv"
+    assert mnist.find(tmp_path) == tmp_path / "mnist_train.csv"
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y)
-    assert data.find(tmp_path) == tmp_path / "mnist.npz"
+    assert mnist.find(tmp_path) == tmp_path / "mnist.npz"
     write_idx_dir(tmp_path, x, y)
-    assert data.find(tmp_path) == tmp_path
+    assert mnist.find(tmp_path) == tmp_path
 
 
-def test_default_data_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("GRADQ_DATA_DIR", str(tmp_path / "here"))
-    assert data.default_data_dir() == tmp_path / "here"
-    monkeypatch.delenv("GRADQ_DATA_DIR")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert data.default_data_dir() == tmp_path / "xdg" / "gradq" / "mnist"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data.default_data_dir() == tmp_path / "home" / ".local" / "share" / "gradq" / "mnist"
-
-
-def test_default_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("GRADQ_CACHE_DIR", str(tmp_path / "c"))
-    assert data.default_cache_dir() == tmp_path / "c"
+def test_a_csv_is_cached_only_where_asked(tmp_path: Path) -> None:
     x, y = digits(3)
-    data.load(write_csv(tmp_path / "d.csv", x, y))
+    path = write_csv(tmp_path / "d.csv", x, y)
+    mnist.load(path)
+    assert not list(tmp_path.rglob("*.npz"))  # no cache_dir: parsed, nothing written
+    mnist.load(path, cache_dir=tmp_path / "c")
     assert list((tmp_path / "c").glob("d-*.npz"))
 
 
 def test_import_csv_lands_where_load_finds_it(tmp_path: Path) -> None:
     x, y = digits(8)
     src = write_csv(tmp_path / "mine.csv", x, y)
-    target = data.import_file(src, tmp_path / "data")
+    target = mnist.import_file(src, tmp_path / "data")
     assert target == tmp_path / "data" / "mnist.npz"
-    ds = data.load(tmp_path / "data")
+    ds = mnist.load(tmp_path / "data")
     assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
-    assert data.info(tmp_path / "data")["kind"] == "npz"
+    assert mnist.info(tmp_path / "data")["kind"] == "npz"
 
 
 def test_import_idx_files_one_at_a_time(tmp_path: Path) -> None:
     x, y = digits(8)
     src = write_idx_dir(tmp_path / "src", x, y)
     for name in (idx.TRAIN_IMAGES, idx.TRAIN_LABELS):
-        data.import_file(src / f"{name}.gz", tmp_path / "data")
+        mnist.import_file(src / f"{name}.gz", tmp_path / "data")
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
         idx.TRAIN_IMAGES,
         idx.TRAIN_LABELS,
     ]
-    assert np.array_equal(data.load(tmp_path / "data").x_train, x)
+    assert np.array_equal(mnist.load(tmp_path / "data").x_train, x)
 
 
 def test_import_refuses_a_bad_file_and_writes_nothing(tmp_path: Path) -> None:
     bad = csv_cell(300)(tmp_path)
     with pytest.raises(DataError, match="pixel 300"):
-        data.import_file(bad, tmp_path / "data")
+        mnist.import_file(bad, tmp_path / "data")
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())
 
 
@@ -564,14 +549,14 @@ def test_import_refuses_to_be_shadowed_by_idx_files(tmp_path: Path) -> None:
     x, y = digits(3)
     write_idx_dir(tmp_path / "data", x, y)
     with pytest.raises(DataError, match="already holds IDX files"):
-        data.import_file(write_csv(tmp_path / "d.csv", x, y), tmp_path / "data")
+        mnist.import_file(write_csv(tmp_path / "d.csv", x, y), tmp_path / "data")
 
 
 @pytest.mark.parametrize("limit", [0, -3, True])
 def test_load_refuses_a_limit_that_is_not_a_positive_count(tmp_path: Path, limit: int) -> None:
     write_idx_dir(tmp_path, *digits(3))
     with pytest.raises(ValueError, match="limit must be a positive number"):
-        data.load(tmp_path, limit=limit)
+        mnist.load(tmp_path, limit=limit)
 
 
 def test_row_and_byte_limits_are_refused_naming_the_limit(
@@ -620,6 +605,6 @@ def test_damaged_files_load_or_are_one_data_error(which: str, cut: int, flips: l
         (directory / name).write_bytes(bytes(damaged))
         target = directory / name if which == "npz" else directory
         try:
-            data.load(target)
+            mnist.load(target)
         except DataError as e:
             assert "\n" not in str(e)

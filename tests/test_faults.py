@@ -39,11 +39,12 @@ from sqlalchemy import create_engine, select, text, update
 from typer.testing import CliRunner
 
 from control.cli import app as cli
-from storage import cancel, identity, metrics, migrate, snapshots, stages
+from storage import identity, metrics, migrate, snapshots, stages
 from storage.db import make_engine, session_scope
 from storage.errors import SnapshotCorrupt
 from storage.models import Metric, Snapshot, Stage, StageStatus
-from worker import nn, snapshot, tasks, train
+from worker import tasks
+from worker.core import nn, snapshot, train
 from worker.queues import broker_queue
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -230,7 +231,7 @@ def test_message_for_a_cancelled_stage_never_starts(sqlite_stack, small_mnist):
     engine = stack_engine(sqlite_stack)
     run_id = submit(engine, small_mnist, [(0.5, 150)])
     with session_scope(engine) as s:
-        cancel.request_cancel(s, run_id=run_id)  # while its message waits in the queue
+        stages.request_cancel(s, run_id=run_id)  # while its message waits in the queue
     worker = sqlite_stack.start_worker()
     wait_for(lambda: "stage is cancelled" in log_of(worker), what="the message to be dropped")
     (stage,) = wait_run(engine, run_id)
@@ -248,7 +249,7 @@ def test_corrupt_newest_snapshot_resumes_from_the_previous_good_one(pg_stack, sm
     run_id = new_run(engine, small_mnist, schedule)
     first, second = stage_ids(engine, run_id)
     with session_scope(engine) as s:
-        cancel.request_pause(s, stage_id=second)  # stop between the stages
+        stages.request_pause(s, stage_id=second)  # stop between the stages
     tasks.send_stage(first)
     assert [x.status for x in wait_run(engine, run_id)] == [
         StageStatus.SUCCEEDED,
@@ -266,7 +267,7 @@ def test_corrupt_newest_snapshot_resumes_from_the_previous_good_one(pg_stack, sm
         snapshots.get_snapshot_bytes(s, end.id)
     with session_scope(engine) as s:
         assert snapshots.latest_snapshot(s, run_id).iteration == 450  # the previous good one
-        cancel.resume(s, stage_id=second)
+        stages.resume(s, stage_id=second)
     resumed_at = time.monotonic()
     tasks.send_stage(second)
     wait_progress(engine, run_id, 500, resumed_at, "corrupt snapshot (resume)")

@@ -4,7 +4,6 @@ import gzip
 import os
 import shutil
 import socket
-import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +12,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bombs import gzip_zeros
 
-from worker import data, fetch
+from worker.data import fetch, mnist
 from worker.errors import FetchError
+from worker.settings import settings_from_env
 
 NAMES = list(fetch.FILES)
 
@@ -111,7 +110,7 @@ def test_fetch_downloads_and_verifies(fetched: tuple[Path, list]) -> None:
     directory, _ = fetched
     assert fetch.verify(directory) == dict.fromkeys(NAMES, True)
     assert leftovers(directory) == sorted(NAMES + [f"{name}.gz" for name in NAMES])
-    ds = data.load(directory)
+    ds = mnist.load(directory)
     assert ds.x_train.shape == (60000, 784) and ds.y_train[0] == 5
 
 
@@ -247,51 +246,11 @@ def test_unreachable_mirror_says_so_and_suggests_import(tmp_path: Path) -> None:
     assert leftovers(tmp_path / "data") == []
 
 
-def test_mirrors_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirrors_come_from_the_settings(tmp_path: Path) -> None:
     first, second = closed_port_url(), closed_port_url()
-    monkeypatch.setenv("GRADQ_MNIST_MIRRORS", f"{first}, {second}")
-    assert fetch.mirrors_from_env() == [first, second]
+    mirrors = settings_from_env({"GRADQ_MNIST_MIRRORS": f"{first}, {second}"}).mnist_mirrors
+    assert mirrors == (first, second)
     with pytest.raises(FetchError, match="could not reach") as caught:
-        fetch.fetch(tmp_path, timeout=5)
+        fetch.fetch(tmp_path, mirrors=list(mirrors), timeout=5)
     assert first in str(caught.value) and second in str(caught.value)
-    monkeypatch.delenv("GRADQ_MNIST_MIRRORS")
-    assert fetch.mirrors_from_env() == fetch.MIRRORS
-
-
-def test_no_mirrors_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(FetchError, match="no MNIST mirrors"):
-        fetch.fetch(tmp_path, mirrors=[])
-
-
-def test_a_gzip_bomb_is_cut_off_at_the_published_size(tmp_path: Path) -> None:
-    """A mirror's .gz that inflates past the real file's size is dropped at that size."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / f"{NAMES[0]}.gz").write_bytes(gzip_zeros(64 << 20))  # 64 MB from 65 KB
-    with serve(mirror) as (url, _), pytest.raises(FetchError) as caught:
-        fetch.fetch(tmp_path / "data", mirrors=[url])
-    assert f"inflates past {fetch.SIZES[NAMES[0]]:,} bytes; not MNIST" in str(caught.value)
-    assert leftovers(tmp_path / "data") == []
-
-
-@pytest.mark.mnist
-def test_a_download_far_past_the_real_size_is_cut_off(tmp_path: Path, mnist_dir: Path) -> None:
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    images, labels = NAMES[0], NAMES[1]
-    (mirror / f"{images}.gz").symlink_to(mnist_dir / f"{images}.gz")
-    (mirror / f"{labels}.gz").write_bytes(os.urandom(fetch.SIZES[labels] + (2 << 20)))
-    with serve(mirror) as (url, _), pytest.raises(FetchError) as caught:
-        fetch.fetch(tmp_path / "data", mirrors=[url])
-    assert f"{labels}.gz: sent more than" in str(caught.value)
-    assert leftovers(tmp_path / "data") == sorted([images, f"{images}.gz"])
-
-
-@pytest.mark.mnist
-def test_fetch_never_replaces_a_fifo(tmp_path: Path, good_mirror: tuple[str, list[str]]) -> None:
-    target = tmp_path / "data"
-    target.mkdir()
-    os.mkfifo(target / NAMES[0])
-    with pytest.raises(FetchError, match="FIFO"):
-        fetch.fetch(target, mirrors=[good_mirror[0]])
-    assert stat.S_ISFIFO((target / NAMES[0]).lstat().st_mode)
+    assert settings_from_env({}).mnist_mirrors == ()  # fetch then uses fetch.MIRRORS

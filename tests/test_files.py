@@ -14,7 +14,7 @@ import pytest
 from test_cli import assert_one_line_error, gradq, local_run
 from test_data import digits, write_csv
 
-from worker import data, files
+from worker.data import files, mnist
 
 
 def targets(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -96,13 +96,13 @@ def test_csv_cache_never_replaces_a_fifo(tmp_path: Path) -> None:
     x, y = digits(5)
     csv = write_csv(tmp_path / "d.csv", x, y)
     cache_dir = tmp_path / "cache"
-    data.load(csv, cache_dir=cache_dir)
+    mnist.load(csv, cache_dir=cache_dir)
     (cached,) = cache_dir.iterdir()
     cached.unlink()
     os.mkfifo(cached)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = data.load(csv, cache_dir=cache_dir)
+        ds = mnist.load(csv, cache_dir=cache_dir)
     assert np.array_equal(ds.x_train, x)
     assert stat.S_ISFIFO(cached.lstat().st_mode)
     assert any("not a regular file" in str(w.message) for w in caught)

@@ -8,7 +8,7 @@ from test_cli import assert_one_line_error, gradq, run_count
 
 from storage import runs
 from storage.db import session_scope
-from worker import limits
+from worker.core import limits
 
 
 @pytest.mark.parametrize(

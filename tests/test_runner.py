@@ -16,7 +16,8 @@ from storage.db import make_engine, session_scope
 from storage.errors import LeaseLost, StorageUnavailable
 from storage.models import Stage, StageStatus
 from storage.stages import Outcome
-from worker import nn, runner
+from worker import runner, runspec
+from worker.core import nn
 from worker.settings import Settings
 
 FAST = Settings(heartbeat_seconds=0.05, lease_grace=0.5, slice_seconds=300)
@@ -159,7 +160,7 @@ def test_an_unexpected_error_fails_the_stage_with_its_type(
     def boom(*_args, **_kwargs):
         raise error
 
-    monkeypatch.setattr(runner, "load_split", boom)
+    monkeypatch.setattr(runspec, "load_split", boom)
     first, second = make_run(engine, small_mnist, [(0.5, 10), (0.5, 10)])
     out = runner.run_slice(engine, FAST, first, "w")
     assert out.status is Outcome.FAILED

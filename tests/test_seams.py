@@ -13,7 +13,7 @@ from helpers_worker import curve, new_run, stack_engine, stage_ids, submit, wait
 from typer.testing import CliRunner
 
 from control.cli import app as cli
-from storage import cancel, identity, stages
+from storage import identity, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import tasks
@@ -141,7 +141,7 @@ def test_a_lost_message_is_sent_again_behind_a_busy_queue(sqlite_stack, small_mn
     assert tasks.queue_depth() >= 3  # re-sent although other messages were waiting
     with session_scope(engine) as s:
         assert stages.get_stage(s, lost).status is StageStatus.QUEUED
-        cancel.request_cancel(s, run_id=busy_run)  # free the worker
+        stages.request_cancel(s, run_id=busy_run)  # free the worker
     (stage,) = wait_run(engine, lost_run)
     assert (stage.status, stage.attempts) == (StageStatus.SUCCEEDED, 1)
 

@@ -8,18 +8,10 @@ from fixtures_storage import new_run
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from storage import (
-    NotFound,
-    StorageError,
-    get_run,
-    list_runs,
-    make_engine,
-    normalize_url,
-    put_snapshot,
-    redact_url,
-    session_scope,
-    settings_from_env,
-)
+from storage.db import make_engine, normalize_url, redact_url, session_scope
+from storage.errors import NotFound, StorageError
+from storage.runs import get_run, list_runs
+from storage.snapshots import put_snapshot
 
 
 def test_session_scope_commits(engine: Engine) -> None:
@@ -95,16 +87,7 @@ def test_timestamps_come_back_aware_utc(engine: Engine) -> None:
     assert created.utcoffset() == UTC.utcoffset(None)
 
 
-# Settings and URLs below are pure functions: no database, so they run once.
-
-
-def test_settings_prefer_explicit_url_then_data_dir() -> None:
-    env = {"GRADQ_DATABASE_URL": "postgresql://u:p@h/db", "GRADQ_HOME": "/x"}
-    assert settings_from_env(env).database_url == "postgresql://u:p@h/db"
-    assert settings_from_env({"GRADQ_HOME": "/x"}).database_url == "sqlite:////x/gradq.db"
-    xdg = settings_from_env({"XDG_DATA_HOME": "/d", "HOME": "/h"})
-    assert xdg.data_dir == Path("/d/gradq")
-    assert settings_from_env({"HOME": "/h"}).data_dir == Path("/h/.local/share/gradq")
+# URLs below are pure functions: no database, so they run once.
 
 
 def test_urls_are_normalised_and_redacted() -> None:

@@ -7,8 +7,10 @@ import numpy as np
 from fixtures_storage import new_run
 from sqlalchemy import Engine, func, select
 
-from storage import add_metric, metrics_of, put_snapshot, session_scope, snapshots_of
+from storage.db import session_scope
+from storage.metrics import add_metric, metrics_of
 from storage.models import Metric
+from storage.snapshots import put_snapshot, snapshots_of
 
 
 def test_duplicate_write_keeps_one_row_with_the_last_values(engine: Engine) -> None:

@@ -9,15 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from storage import (
-    StorageError,
-    current_revision,
-    downgrade,
-    ensure_schema,
-    head_revision,
-    make_engine,
-    upgrade,
-)
+from storage.db import make_engine
+from storage.errors import StorageError
+from storage.migrate import current_revision, downgrade, ensure_schema, head_revision, upgrade
 from storage.models import Base
 
 TABLES = {"runs", "stages", "snapshots", "metrics", "gradq_meta"}
@@ -56,7 +50,8 @@ def test_downgrade_to_base_and_back(engine: Engine) -> None:
 # Each process imports everything first, then waits for "go" so they migrate at the same moment.
 FIRST_USE = """
 import sys
-from storage import ensure_schema, make_engine
+from storage.migrate import ensure_schema
+from storage.db import make_engine
 engine = make_engine(sys.argv[1])
 sys.stdin.readline()
 ensure_schema(engine)
@@ -126,7 +121,8 @@ def test_ensure_schema_refuses_a_newer_database(engine: Engine) -> None:
 def test_upgrade_from_0001_keeps_runs_and_adds_their_queue(engine: Engine) -> None:
     from fixtures_storage import new_run
 
-    from storage import downgrade, session_scope, upgrade
+    from storage.db import session_scope
+    from storage.migrate import downgrade, upgrade
     from storage.runs import get_run
 
     with session_scope(engine) as s:
@@ -140,7 +136,8 @@ def test_upgrade_from_0001_keeps_runs_and_adds_their_queue(engine: Engine) -> No
 
 
 def test_each_database_gets_its_own_lasting_identity(db_url: str, tmp_path) -> None:
-    from storage import database_id, session_scope
+    from storage.db import session_scope
+    from storage.identity import database_id
 
     upgrade(db_url)
     other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")

@@ -4,17 +4,12 @@ import pytest
 from fixtures_storage import new_run
 from sqlalchemy import Engine
 
-from storage import (
-    StageStatus,
-    add_metric,
-    apply_retention,
-    claim_stage,
-    finish_stage,
-    put_snapshot,
-    session_scope,
-    snapshots_of,
-    stages_of,
-)
+from storage.db import session_scope
+from storage.metrics import add_metric
+from storage.models import StageStatus
+from storage.retention import apply_retention
+from storage.snapshots import put_snapshot, snapshots_of
+from storage.stages import claim_stage, finish_stage, stages_of
 
 
 def build(engine: Engine) -> tuple[int, dict[int, int]]:

@@ -6,22 +6,19 @@ import pytest
 from fixtures_storage import new_run
 from sqlalchemy import Engine, func, select, update
 
-from storage import (
-    SnapshotCorrupt,
-    add_metric,
-    claim_stage,
-    finish_stage,
+from storage.db import session_scope
+from storage.errors import SnapshotCorrupt
+from storage.metrics import add_metric, metrics_of
+from storage.models import Snapshot
+from storage.snapshots import (
     get_snapshot,
     get_snapshot_bytes,
     latest_snapshot,
-    metrics_of,
     put_snapshot,
-    session_scope,
     snapshots_of,
-    stages_of,
     truncate_after,
 )
-from storage.models import Snapshot
+from storage.stages import claim_stage, finish_stage, stages_of
 
 
 def blob(iteration: int) -> bytes:

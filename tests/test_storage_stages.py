@@ -8,43 +8,32 @@ import pytest
 from fixtures_storage import new_run
 from sqlalchemy import Engine, select, text, update
 
-from storage import (
+from storage.clock import ago
+from storage.db import make_engine, session_scope
+from storage.errors import LeaseLost, NotFound
+from storage.metrics import add_metric
+from storage.models import Snapshot, Stage, StageRequest, StageStatus
+from storage.reaper import lapsed_stage_ids, mark_sent, ready_stage_ids, take_due
+from storage.runs import get_run, list_runs
+from storage.snapshots import get_snapshot, get_snapshot_bytes, put_snapshot
+from storage.stages import (
     MAX_TAKEOVERS,
-    LeaseLost,
-    NotFound,
     Outcome,
-    StageRequest,
-    StageStatus,
-    add_metric,
     claim_stage,
     end_slice,
     fail_stage,
     finish_stage,
-    get_run,
-    get_snapshot,
-    get_snapshot_bytes,
     get_stage,
     heartbeat,
-    lapsed_stage_ids,
-    list_runs,
-    make_engine,
-    mark_sent,
     next_stage,
-    put_snapshot,
-    ready_stage_ids,
     reap,
     release_stage,
     request_cancel,
     request_pause,
     resume,
-    session_scope,
     stages_of,
-    stale_stages,
     store,
-    take_due,
 )
-from storage.clock import ago
-from storage.models import Snapshot, Stage
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -145,11 +134,11 @@ def test_lease_is_taken_over_only_after_grace(engine: Engine) -> None:
         assert claim_stage(session, stage_id, "w1", 30)
     with session_scope(engine) as session:
         assert not claim_stage(session, stage_id, "w2", 30)
-        assert stale_stages(session, 30) == []
+        assert lapsed_stage_ids(session, 30) == []
     with session_scope(engine) as session:  # w1 stops beating: its last beat was long ago
         session.execute(update(Stage).where(Stage.id == stage_id).values(heartbeat_at=LONG_AGO))
     with session_scope(engine) as session:
-        assert [s.id for s in stale_stages(session, 30)] == [stage_id]
+        assert lapsed_stage_ids(session, 30) == [stage_id]
         assert claim_stage(session, stage_id, "w2", 30)
         stage = get_stage(session, stage_id)
     assert (stage.worker, stage.attempts) == ("w2", 2)

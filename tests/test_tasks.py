@@ -1,4 +1,4 @@
-"""What the task module does around the runner, in this process: fork safety of its engines."""
+"""The reaper module around the runner, in this process: fork safety of its transaction."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from sqlalchemy import text
 
 from storage import migrate
 from storage.db import make_engine, session_scope
-from worker import tasks
+from worker import reaping
 
 
 def test_a_pool_process_forked_during_the_reapers_write_can_write(tmp_path):
     url = f"sqlite:///{tmp_path / 'gradq.db'}"
     engine = make_engine(url)
     migrate.upgrade(engine)
-    tasks.guard_forks()  # as the worker's main process does when it starts its reaper
+    reaping.guard_forks()  # as the worker's main process does when it starts its reaper
     writing, forked = threading.Event(), threading.Event()
 
     def reaper() -> None:
-        with tasks.reaper_session(engine) as s:
+        with reaping.reaper_session(engine) as s:
             s.execute(text("UPDATE gradq_meta SET value = value"))
             writing.set()
             forked.wait(1.0)  # a fork now would copy the write lock's in-process state

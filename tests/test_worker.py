@@ -18,10 +18,11 @@ from helpers_worker import (
     wait_run,
 )
 
-from storage import cancel, metrics, snapshots, stages
+from storage import metrics, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
-from worker import snapshot, tasks
+from worker import tasks
+from worker.core import snapshot
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -87,10 +88,10 @@ def test_cancel_queued_and_running_stages(sqlite_stack, small_mnist):
     wait_for(lambda: max(curve(engine, run_id), default=0) >= 100, what="training to start")
     with session_scope(engine) as s:
         first, second = stages.stages_of(s, run_id)
-        cancel.request_cancel(s, stage_id=second.id)  # queued: never starts
+        stages.request_cancel(s, stage_id=second.id)  # queued: never starts
     time.sleep(0.5)
     with session_scope(engine) as s:
-        cancel.request_cancel(s, stage_id=first.id)  # running: stops at its next check
+        stages.request_cancel(s, stage_id=first.id)  # running: stops at its next check
     st = wait_run(engine, run_id, timeout=60)  # uncancelled, it would train for many minutes
     assert [x.status for x in st] == [StageStatus.CANCELLED, StageStatus.CANCELLED]
     assert st[1].started_at is None and st[1].attempts == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers_worker import new_run, stack_engine, stage_ids, submit, wait_for, wait_run
 
-from storage import cancel, metrics, snapshots, stages
+from storage import metrics, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import tasks
@@ -39,7 +39,7 @@ def test_paused_on_a_1_thread_worker_and_resumed_on_a_2_thread_one_equals_a_stra
     sliced = new_run(engine, small_mnist, SCHEDULE)
     first, second = stage_ids(engine, sliced)
     with session_scope(engine) as s:
-        cancel.request_pause(s, stage_id=second)  # it waits for the other worker
+        stages.request_pause(s, stage_id=second)  # it waits for the other worker
     tasks.send_stage(first)
     wait_for(lambda: status(engine, first) is StageStatus.SUCCEEDED, 300, "the first stage")
     sqlite_stack.stop_all()
@@ -47,7 +47,7 @@ def test_paused_on_a_1_thread_worker_and_resumed_on_a_2_thread_one_equals_a_stra
     sqlite_stack.env["GRADQ_THREADS"] = "2"
     sqlite_stack.start_worker()
     with session_scope(engine) as s:
-        assert cancel.resume(s, stage_id=second) == [second]
+        assert stages.resume(s, stage_id=second) == [second]
     tasks.send_stage(second)
     straight = submit(engine, small_mnist, SCHEDULE)  # all on the 2-thread worker
     assert all(x.status is StageStatus.SUCCEEDED for x in wait_run(engine, sliced))

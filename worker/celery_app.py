@@ -1,4 +1,4 @@
-"""The Celery app: built from settings, nothing else (tasks live in worker.tasks)."""
+"""The Celery app, built from settings only (tasks: worker.tasks, reaper: worker.reaping)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from worker.settings import Settings, settings_from_env
 def make_app(settings: Settings | None = None) -> Celery:
     """A Celery app that speaks JSON only and never runs a stage twice in parallel."""
     s = settings or settings_from_env()
-    app = Celery("gradq", broker=s.broker_url, include=["worker.tasks"])
+    app = Celery("gradq", broker=s.broker_url, include=["worker.tasks", "worker.reaping"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],  # a pickled message is refused, never executed

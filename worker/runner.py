@@ -14,22 +14,20 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import Engine
 
 from storage import runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError, StorageUnavailable
-from storage.models import Run, Stage, StageRequest, StageStatus
+from storage.models import Stage, StageRequest, StageStatus
 from storage.stages import Outcome
-from worker import data, nn, snapshot, train
-from worker.errors import DataError, SnapshotError, WorkerError
+from worker import runspec
+from worker.core import snapshot, train
+from worker.errors import SnapshotError, WorkerError
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
-DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
 MAX_ERROR_CHARS = 2000  # what a stage stores of an error message
 
 
@@ -49,59 +47,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """The run's settings, detached from the session that read them."""
-
-    id: int
-    arch: nn.Arch
-    seed: int
-    batch_size: int | None
-    dataset: str
-    dev_size: int
-    eval_every: int
-    snapshot_every: int
-    parent_snapshot_id: int | None
-    queue: str
-
-    @classmethod
-    def of(cls, run: Run) -> RunSpec:
-        arch = nn.Arch(run.hidden, run.activation_names, run.init, run.dtype)
-        return cls(
-            run.id,
-            arch,
-            run.seed,
-            run.batch_size,
-            run.dataset,
-            run.dev_size,
-            run.eval_every,
-            run.snapshot_every,
-            run.parent_snapshot_id,
-            run.queue,
-        )
-
-
-def resolve_dataset(dataset: str) -> Path:
-    """A run's dataset: "mnist" is this host's data dir; anything else is a path."""
-    if dataset == "mnist":
-        where = data.default_data_dir()
-        found = data.find(where)
-        if found is None:
-            raise DataError(
-                f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE` "
-                "on this host, or set GRADQ_DATA_DIR"
-            )
-        return found
-    return Path(dataset)
-
-
-@lru_cache(maxsize=4)
-def load_split(dataset: str, dev_size: int, dtype: str) -> data.Split:
-    """The run's train/dev arrays, parsed once per process (a worker serves many slices)."""
-    raw = data.load(resolve_dataset(dataset))
-    return data.split(raw, dev_size=dev_size, seed=DEV_SPLIT_SEED, dtype=dtype)
-
-
 def schedule(run_stages: list[Stage], base: int) -> list[tuple[int, int, float]]:
     """[(first, end, lr)] global iteration ranges of each stage, from the run's base iteration."""
     out, at = [], base
@@ -119,7 +64,8 @@ class Slice:
     def __init__(self, engine: Engine, settings: Settings, wid: str, stage_id: int) -> None:
         self.engine, self.settings, self.wid, self.stage_id = engine, settings, wid, stage_id
         self.t0 = time.monotonic()
-        self.done = 0  # iterations of this stage done, as the loop last reported
+        self.state: train.State | None = None  # what the loop trains, in place (see `done`)
+        self.first = 0  # the stage's first global iteration
         self.requested: StageRequest | None = None
         self.lost: LeaseLost | None = None
         self.out_of_time = False
@@ -146,11 +92,20 @@ class Slice:
             except StorageError as e:  # a passing outage: the next beat may go through
                 log.warning("stage %s: heartbeat failed: %s", self.stage_id, e)
 
+    @property
+    def done(self) -> int:
+        """Iterations of this stage done, read by the heartbeat while the loop trains."""
+        return 0 if self.state is None else max(0, self.state.iteration - self.first)
+
     def check(self) -> None:
         if self.lost is not None:
             raise self.lost
 
-    def store(self, run: RunSpec, state: train.State, point: train.Point | None) -> int:
+    def stop_asked(self, _: train.State) -> bool:
+        """The loop's stop predicate: the CLI asked to pause or cancel, or the lease is gone."""
+        return self.requested is not None or self.lost is not None
+
+    def store(self, run: runspec.RunSpec, state: train.State, point: train.Point | None) -> int:
         """A snapshot (and the point, if any) of `state`, in one transaction under the lease."""
         blob = snapshot.dumps(state)
         with session_scope(self.engine) as s:
@@ -168,7 +123,7 @@ class Slice:
         self.saved = (state.iteration, sid)
         return sid
 
-    def point(self, run: RunSpec, point: train.Point) -> None:
+    def point(self, run: runspec.RunSpec, point: train.Point) -> None:
         with session_scope(self.engine) as s:
             _, self.requested = stages.store(
                 s,
@@ -251,7 +206,7 @@ def _fail(engine: Engine, stage_id: int, wid: str, error: str) -> SliceResult:
     return SliceResult(Outcome.FAILED, stage_id, detail=error)
 
 
-def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
+def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.State:
     """The newest good snapshot of the run at or before `target`; the parent or init if none."""
     with session_scope(engine) as s:
         snap = snapshots.latest_snapshot(s, run.id, at_most_iteration=target)
@@ -274,7 +229,7 @@ def _start_state(engine: Engine, run: RunSpec, target: int) -> train.State:
 def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) -> SliceResult:
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
-        run = RunSpec.of(runs.get_run(s, stage.run_id))
+        run = runspec.RunSpec.of(runs.get_run(s, stage.run_id))
         run_stages = stages.stages_of(s, stage.run_id)
         base = 0
         if run.parent_snapshot_id is not None:
@@ -285,24 +240,53 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
 
 
 def _train_held(
-    job: Slice, run: RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
 ) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
-    engine, settings, stage_id = job.engine, job.settings, job.stage_id
+    settings = job.settings
+    split = runspec.load_split(
+        run.dataset, run.dev_size, run.arch.dtype, settings.data_dir, settings.cache_dir
+    )
+    state = _resume(job, run, position, plan, base)
+    on_point = _point_taker(job, run, ends={end for _, end, _ in plan}, begin=state.iteration)
+    # replay earlier stages' ranges if the newest good snapshot lies before this stage
+    for _, seg_end, lr in plan[:position]:
+        if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
+            continue
+        train.train(
+            state,
+            split,
+            lr,
+            seg_end,
+            eval_every=run.eval_every,
+            on_point=on_point,
+            should_stop=job.stop_asked,
+        )
+    job.check()
+    return _finish(job, run, state, plan[position - 1][1])
+
+
+def _resume(
+    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+) -> train.State:
+    """The state the slice starts from, marked begun in storage (iteration 0 stored once)."""
     first, target, _ = plan[position - 1]
-    split = load_split(run.dataset, run.dev_size, run.arch.dtype)
-    state = _start_state(engine, run, target)
+    state = _start_state(job.engine, run, target)
     if state.iteration < first and position > 1:
         log.warning(
-            "stage %s: resuming from iteration %s, before its start", stage_id, state.iteration
+            "stage %s: resuming from iteration %s, before its start", job.stage_id, state.iteration
         )
-    job.done = max(0, state.iteration - first)
-    with session_scope(engine) as s:
-        stages.begin_slice(s, stage_id, job.wid, run.id, state.iteration, job.done)
+    job.state, job.first = state, first
+    with session_scope(job.engine) as s:
+        stages.begin_slice(s, job.stage_id, job.wid, run.id, state.iteration, job.done)
     if state.iteration == base and run.parent_snapshot_id is None:
         job.store(run, state, None)  # iteration 0: the initial parameters, forkable
-    ends = {end for _, end, _ in plan}  # every stage end gets a point and a snapshot
-    begin = state.iteration
+    return state
+
+
+def _point_taker(job: Slice, run: runspec.RunSpec, ends: set[int], begin: int) -> train.OnPoint:
+    """What the loop does at each curve point: store it (with a snapshot on the snapshot cadence
+    and at every stage end), and end the slice at a snapshot once its time is up."""
 
     def on_point(st: train.State, p: train.Point) -> bool:
         job.check()
@@ -315,32 +299,13 @@ def _train_held(
         # a slice ends at a snapshot once its time is up and it made progress; the next slice
         # starts there
         elapsed = time.monotonic() - job.t0
-        job.out_of_time = take and st.iteration > begin and elapsed >= settings.slice_seconds
+        job.out_of_time = take and st.iteration > begin and elapsed >= job.settings.slice_seconds
         return job.out_of_time
 
-    def should_stop(st: train.State) -> bool:
-        job.done = st.iteration - first
-        return job.requested is not None or job.lost is not None
-
-    # replay earlier stages' ranges if the newest good snapshot lies before this stage
-    for _, seg_end, lr in plan[:position]:
-        if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
-            continue
-        train.train(
-            state,
-            split,
-            lr,
-            seg_end,
-            eval_every=run.eval_every,
-            on_point=on_point,
-            should_stop=should_stop,
-        )
-    job.check()
-    job.done = state.iteration - first
-    return _finish(job, run, state, target)
+    return on_point
 
 
-def _finish(job: Slice, run: RunSpec, state: train.State, target: int) -> SliceResult:
+def _finish(job: Slice, run: runspec.RunSpec, state: train.State, target: int) -> SliceResult:
     """Store where the slice stopped and hand the stage on (the state machine decides how)."""
     sid = (
         job.saved[1]

@@ -1,22 +1,40 @@
-"""The worker's settings, read from the environment in this one place."""
+"""gradq's settings: every GRADQ_* variable, read from the environment here and nowhere else.
+
+The CLI and the worker read them once per command or task and pass what each part needs down:
+storage gets URLs, the data layer gets directories, the core gets numbers.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage.db import quote_userinfo
 
 
+def _default_home() -> Path:
+    return Path.home() / ".local" / "share" / "gradq"
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "gradq"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Queue, process and lease settings; each field names its environment variable."""
+    """Where gradq keeps things, and its queue, process and lease settings."""
 
+    home: Path = field(default_factory=_default_home)  # GRADQ_HOME: database, logs, `up` state
+    database_url: str = ""  # GRADQ_DATABASE_URL; "" = sqlite:///<home>/gradq.db
+    data_dir: Path | None = None  # GRADQ_DATA_DIR: MNIST on this host; None = <home>/mnist
+    cache_dir: Path = field(default_factory=_default_cache)  # GRADQ_CACHE_DIR: parsed CSVs
+    mnist_mirrors: tuple[str, ...] = ()  # GRADQ_MNIST_MIRRORS: base URLs; () = the public ones
     broker_url: str = "redis://127.0.0.1:6379/0"  # GRADQ_BROKER_URL
-    queue: str = "gradq"  # GRADQ_QUEUE: the Celery queue stages are sent to
+    queue: str = "gradq"  # GRADQ_QUEUE: the run queue(s), comma-separated for a worker
     concurrency: int = 0  # GRADQ_CONCURRENCY: training processes per worker; 0 = one per core
     threads: int = 0  # GRADQ_THREADS: BLAS threads per process; 0 = cores // processes
     slice_seconds: float = 300.0  # GRADQ_SLICE_SECONDS: a task trains this long, then re-enqueues
@@ -24,6 +42,12 @@ class Settings:
     lease_grace: float = 15.0  # GRADQ_LEASE_GRACE: a lease this old is taken over
     reaper_seconds: float = 5.0  # GRADQ_REAPER_SECONDS: how often a worker looks for lost stages
     visibility_timeout: int = 3600  # GRADQ_VISIBILITY_TIMEOUT: Redis redelivers unacked after this
+
+    def __post_init__(self) -> None:
+        if not self.database_url:  # derived from home, so GRADQ_HOME alone moves everything
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'gradq.db'}")
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", self.home / "mnist")
 
     @property
     def cores(self) -> int:
@@ -45,6 +69,11 @@ class Settings:
 
 
 _FIELDS = {
+    "home": ("GRADQ_HOME", Path),
+    "database_url": ("GRADQ_DATABASE_URL", str),
+    "data_dir": ("GRADQ_DATA_DIR", Path),
+    "cache_dir": ("GRADQ_CACHE_DIR", Path),
+    "mnist_mirrors": ("GRADQ_MNIST_MIRRORS", tuple),
     "broker_url": ("GRADQ_BROKER_URL", str),
     "queue": ("GRADQ_QUEUE", str),
     "concurrency": ("GRADQ_CONCURRENCY", int),
@@ -60,29 +89,55 @@ _AT_LEAST_ZERO = {"concurrency", "threads", "slice_seconds"}
 _EXAMPLES = {int: "a whole number, e.g. 2", float: "a number of seconds, e.g. 1.5"}
 
 
+ENV_VARS = tuple(var for var, _ in _FIELDS.values())  # every variable gradq reads
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from GRADQ_* variables; a malformed value is a ValueError naming the variable."""
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for field, (var, kind) in _FIELDS.items():
+    values: dict[str, object] = {"home": _home(env), "cache_dir": _cache(env)}
+    for name, (var, kind) in _FIELDS.items():
         raw = env.get(var)
         if raw is None or raw == "":
             continue
         if kind is str:
-            values[field] = raw
+            values[name] = raw
+            continue
+        if kind is Path:
+            values[name] = Path(raw).expanduser()
+            continue
+        if kind is tuple:
+            values[name] = tuple(m.strip() for m in raw.split(",") if m.strip())
             continue
         try:
             number = kind(raw)
         except ValueError:
             raise ValueError(f"{var}={raw!r} is not {_EXAMPLES[kind]}") from None
-        low_ok = number >= 0 if field in _AT_LEAST_ZERO else number > 0
+        low_ok = number >= 0 if name in _AT_LEAST_ZERO else number > 0
         if not (math.isfinite(number) and low_ok):
-            bound = ">= 0" if field in _AT_LEAST_ZERO else "> 0"
+            bound = ">= 0" if name in _AT_LEAST_ZERO else "> 0"
             raise ValueError(f"{var}={raw!r} must be finite and {bound}")
-        values[field] = number
+        values[name] = number
     if "broker_url" in values:
         check_broker_url(str(values["broker_url"]))
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    """GRADQ_HOME, else $XDG_DATA_HOME/gradq, else ~/.local/share/gradq."""
+    if env.get("GRADQ_HOME"):
+        return Path(env["GRADQ_HOME"]).expanduser()
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]).expanduser() / "gradq"
+    return Path(env.get("HOME") or Path.home()).expanduser() / ".local" / "share" / "gradq"
+
+
+def _cache(env: Mapping[str, str]) -> Path:
+    """GRADQ_CACHE_DIR, else $XDG_CACHE_HOME/gradq, else ~/.cache/gradq."""
+    if env.get("GRADQ_CACHE_DIR"):
+        return Path(env["GRADQ_CACHE_DIR"]).expanduser()
+    base = env.get("XDG_CACHE_HOME") or Path(env.get("HOME") or Path.home()) / ".cache"
+    return Path(base).expanduser() / "gradq"
 
 
 def check_broker_url(url: str) -> None:

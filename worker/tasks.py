@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from celery import Task, signals
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from storage import identity, migrate, reaper, stages
+from storage import identity, migrate, reaper
 from storage.db import make_engine, session_scope
-from storage.db import settings_from_env as storage_settings
 from storage.errors import NotFound, StorageError
 from worker import runner
 from worker.celery_app import app
@@ -37,7 +31,7 @@ _pid = os.getpid()  # whose engines these are: a forked child makes its own
 def engine() -> Engine:
     """This process's engine on the configured database, schema upgraded on first use."""
     _forget_inherited()
-    url = storage_settings().database_url
+    url = settings_from_env().database_url
     if url not in _engines:
         e = make_engine(url)
         migrate.ensure_schema(e)
@@ -48,7 +42,7 @@ def engine() -> Engine:
 def database_id() -> str:
     """The configured database's identity (read once per process)."""
     eng = engine()
-    url = storage_settings().database_url
+    url = settings_from_env().database_url
     if url not in _ids:
         with session_scope(eng, readonly=True) as s:
             _ids[url] = identity.database_id(s)
@@ -170,38 +164,6 @@ def _child_start(**_: object) -> None:
     threadpool_limits(settings_from_env().blas_threads)
 
 
-_reaping = threading.Lock()  # held while the reaper's transaction is open
-_forks_guarded = False
-
-
-@contextmanager
-def reaper_session(eng: Engine) -> Iterator[Session]:
-    """The reaper's transaction; no pool process is forked while it is open (guard_forks)."""
-    with _reaping, session_scope(eng) as session:
-        yield session
-
-
-def guard_forks() -> None:
-    """Never fork a pool process in the middle of the reaper's transaction: SQLite keeps its
-    locks' state in process memory, and a child that inherits a write in progress waits on it
-    forever ("database is locked")."""
-    global _forks_guarded
-    if not _forks_guarded:
-        os.register_at_fork(
-            before=_reaping.acquire,
-            after_in_parent=_reaping.release,
-            after_in_child=_reaping.release,
-        )
-        _forks_guarded = True
-
-
-@signals.worker_ready.connect
-def _start_reaper(sender: object = None, **_: object) -> None:
-    """The worker's main process watches for lost stages and sends them again."""
-    guard_forks()
-    threading.Thread(target=_reap_forever, name="gradq-reaper", daemon=True).start()
-
-
 def queue_depth(queue: str | None = None, database: str | None = None) -> int:
     """Messages waiting in a run queue's broker queue (default: GRADQ_QUEUE on the configured
     database), not those already taken by a worker."""
@@ -215,34 +177,3 @@ def queue_depth(queue: str | None = None, database: str | None = None) -> int:
     with app.connection_for_read(s.broker_url) as conn:
         # not passive: on Redis an empty queue has no key, and declaring it is a no-op
         return conn.default_channel.queue_declare(queue=name).message_count
-
-
-def reap_once(eng: Engine) -> list[int]:
-    """Fail stages lost too often, and send again those whose worker or message was lost.
-
-    Whatever the queue depth: `sent_at` tells a message still waiting from a lost one, and
-    bounds the re-sends per stage (storage.reaper.take_due). Returns the ids sent.
-    """
-    s = settings_from_env()
-    queues = served_queues()
-    with reaper_session(eng) as session:
-        given_up = stages.reap(session, s.lease_grace)
-        due = reaper.take_due(session, s.lease_grace, s.reaper_seconds, queues)
-        where = reaper.queues_of(session, due)
-        database = identity.database_id(session)
-    if given_up:
-        log.warning("reaper: stages %s failed: their workers were lost too often", given_up)
-    publish([(i, where[i]) for i in due], database)
-    return due
-
-
-def _reap_forever() -> None:
-    period = settings_from_env().reaper_seconds
-    while True:
-        time.sleep(period)
-        try:
-            ids = reap_once(engine())
-            if ids:
-                log.warning("reaper: sent stages %s again", ids)
-        except Exception as e:  # the reaper must outlive a passing broker or database outage
-            log.warning("reaper: %s", e)

@@ -1,11 +1,11 @@
-"""Alembic environment: migrates the connection storage.migrate hands over, or the settings URL."""
+"""Alembic environment: migrates the connection storage.migrate hands over, or sqlalchemy.url."""
 
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
 
-from storage.db import make_engine, settings_from_env
+from storage.db import make_engine
 from storage.models import Base
 
 config = context.config
@@ -32,7 +32,9 @@ def run_migrations_online() -> None:
     if connection is not None:
         run_migrations(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or settings_from_env().database_url
+    url = config.get_main_option("sqlalchemy.url")  # storage reads no environment
+    if not url:
+        raise SystemExit("no database to migrate: use `gradq db upgrade`, or set sqlalchemy.url")
     engine = make_engine(url)
     try:
         with engine.connect() as connection:

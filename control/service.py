@@ -7,15 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import typer
 from sqlalchemy import Engine
 
-from control import context
+from control import connections
+from control.errors import BadOptionError, RunRefusedError
 from storage import reaper, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from storage.stages import Outcome
-from worker import data, nn, runner
+from worker import runner, runspec
+from worker.core import nn
+from worker.data import mnist
 from worker.errors import DataError
 from worker.queues import plain_queues
 from worker.settings import settings_from_env
@@ -48,9 +50,10 @@ def dataset_spec(text: str) -> str:
 def check_data(dataset: str, dev_size: int = 0) -> None:
     """Refuse a run whose data this host cannot read, or too small for its dev split, before
     anything is stored."""
-    info = data.info(runner.resolve_dataset(dataset))
+    s = settings_from_env()
+    info = mnist.info(runspec.resolve_dataset(dataset, s.data_dir), cache_dir=s.cache_dir)
     if dev_size >= info["train"]:
-        raise ValueError(
+        raise RunRefusedError(
             f"--dev-size {dev_size} leaves no training rows: {dataset} has {info['train']}"
         )
 
@@ -58,9 +61,8 @@ def check_data(dataset: str, dev_size: int = 0) -> None:
 def check_cadence(eval_every: int, snapshot_every: int | None) -> None:
     """Snapshots are taken at curve points, so their period must be a multiple of the points'."""
     if snapshot_every is not None and snapshot_every % eval_every:
-        raise typer.BadParameter(
-            f"{snapshot_every} is not a multiple of --eval-every {eval_every}",
-            param_hint="'--snapshot-every'",
+        raise BadOptionError(
+            "--snapshot-every", f"{snapshot_every} is not a multiple of --eval-every {eval_every}"
         )
 
 
@@ -74,7 +76,7 @@ def create(
     a = opts.arch
     queues = plain_queues(settings_from_env().queue)
     if len(queues) > 1:
-        raise ValueError(
+        raise RunRefusedError(
             f"GRADQ_QUEUE={','.join(queues)!r}: a run is submitted to one queue "
             "(a worker may serve several: `gradq worker -Q a,b`)"
         )
@@ -107,7 +109,7 @@ def ready_stages(engine: Engine, run_id: int) -> list[int]:
 
 def enqueue(engine: Engine, run_id: int) -> list[int]:
     ids = ready_stages(engine, run_id)
-    context.send(ids)
+    connections.send(ids)
     return ids
 
 
@@ -138,7 +140,7 @@ def extend(engine: Engine, run_id: int, schedule: list[tuple[float, int]]) -> li
         if dead:
             latest = snapshots.latest_snapshot(s, run_id)
             hint = f"`gradq fork {latest.id} --stage ...`" if latest else "a new run"
-            raise ValueError(
+            raise RunRefusedError(
                 f"run {run_id} stage {dead[0].position} is {dead[0].status.value}; "
                 f"its schedule cannot go on: start from its latest snapshot with {hint}"
             )
@@ -161,9 +163,9 @@ def run_local(engine: Engine, run_id: int, on_progress: Progress | None = None) 
         out = runner.run_slice(engine, settings, stage_id, wid)
         outcomes.append(str(out.status))
         if out.status is Outcome.FAILED:
-            raise ValueError(f"stage {out.stage_id} failed: {out.detail}")
+            raise RunRefusedError(f"stage {out.stage_id} failed: {out.detail}")
         if out.status is Outcome.DROPPED and "held by" in out.detail:
-            raise ValueError(
+            raise RunRefusedError(
                 f"stage {stage_id} of run {run_id} is held by another worker; it can be taken "
                 f"over {settings.lease_grace:g} s after that worker's last heartbeat"
             )
@@ -204,7 +206,3 @@ def stopped_at(engine: Engine, run_id: int) -> int | None:
     with session_scope(engine, readonly=True) as s:
         latest = snapshots.latest_snapshot(s, run_id, verified=False)
         return latest.iteration if latest is not None else None
-
-
-def info_for(dataset: str) -> dict:
-    return data.info(runner.resolve_dataset(dataset))

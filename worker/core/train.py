@@ -15,13 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from worker import nn
+from worker.core import nn
+from worker.core.pool import Pool
 from worker.errors import DivergedError
-from worker.pool import Pool
 
 
 class TrainData(Protocol):
-    """What the loop reads: worker.data.Split has these fields."""
+    """What the loop reads: worker.data.mnist.Split has these fields."""
 
     x_train: np.ndarray  # (N, 784) in the run's dtype, pixels in [0, 1]
     y_train: np.ndarray  # (N,) int labels 0..9
@@ -151,7 +151,8 @@ def train(
             if should_stop is not None and should_stop(state):
                 break
             i = state.iteration
-            due = i % eval_every == 0 and (i > start or i == 0)  # the point at `start` is reported
+            # a call that resumes at `start` skips its point: the call before reported it
+            due = i % eval_every == 0 and (i > start or i == 0)
             if full:
                 # the step's own forward pass measures the current parameters: the point is free
                 stats = nn.BatchStats() if due else None

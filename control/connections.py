@@ -10,8 +10,9 @@ from sqlalchemy import Engine
 
 from control.errors import BrokerUnreachableError
 from storage import migrate
-from storage.db import check_shared, make_engine, redact_url, settings_from_env
+from storage.db import check_shared, make_engine, redact_url
 from storage.errors import StorageError
+from worker.settings import settings_from_env
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -37,9 +38,7 @@ def _engine_for(url: str, create: bool) -> Engine:
 
 
 def broker_url() -> str:
-    from worker.settings import settings_from_env as worker_settings
-
-    return worker_settings().broker_url
+    return settings_from_env().broker_url
 
 
 def check_broker(timeout: float = 2.0) -> None:
@@ -91,9 +90,8 @@ def _control_app(url: str) -> Celery:
     that app was built, whatever connection is passed (a process that imported gradq under
     another GRADQ_BROKER_URL would ask the wrong broker and hear from no worker)."""
     from worker.celery_app import make_app
-    from worker.settings import settings_from_env as worker_settings
 
-    return make_app(replace(worker_settings(), broker_url=url))
+    return make_app(replace(settings_from_env(), broker_url=url))
 
 
 def send(stage_ids: list[int]) -> None:

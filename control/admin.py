@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
-from control import context, workers
-from control.app import no_log_file, one_line
+from control import connections, workers
 from control.errors import BrokerUnreachableError
 from control.output import cell, print_json, table
+from control.root import one_line
 from storage import migrate
-from storage.db import redact_url, session_scope, settings_from_env
+from storage.db import redact_url, session_scope
 from storage.models import Stage
-from worker import data, fetch
-from worker.settings import settings_from_env as worker_settings
+from worker.data import fetch, mnist
+from worker.settings import settings_from_env
 
 STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -45,18 +45,18 @@ def worker(
     from worker.celery_app import app, worker_argv
     from worker.queues import plain_queues
 
-    # the pool processes (BLAS threads, which queues to claim) and the reaper read these
+    # The one place gradq writes its environment: Celery forks the pool processes after this,
+    # and they and the reaper read their settings (BLAS threads, queues to claim) from it.
     if concurrency:
         os.environ["GRADQ_CONCURRENCY"] = str(concurrency)
     if queue:
         os.environ["GRADQ_QUEUE"] = ",".join(plain_queues(queue))
-    s = worker_settings()
+    s = settings_from_env()
     queues = plain_queues(s.queue)
-    context.check_broker()
-    engine = context.engine(create=True)  # schema upgraded once here, not by every pool process
+    connections.check_broker()
+    engine = connections.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
-    no_log_file()  # the worker logs to the terminal, as Celery sets it up
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
 
 
@@ -65,11 +65,11 @@ def status(as_json: Json = False) -> None:
 
     Example: gradq status
     """
-    ws, ss = worker_settings(), settings_from_env()
+    s = settings_from_env()
     out: dict = {
-        "broker": redact_url(ws.broker_url),
-        "queue": ws.queue,
-        "database": redact_url(ss.database_url),
+        "broker": redact_url(s.broker_url),
+        "queue": s.queue,
+        "database": redact_url(s.database_url),
         "database_id": None,
     }
     live = _broker_part(out)
@@ -82,14 +82,14 @@ def status(as_json: Json = False) -> None:
         raise typer.Exit(1)
 
 
-def _broker_part(out: dict) -> list[context.LiveWorker] | None:
+def _broker_part(out: dict) -> list[connections.LiveWorker] | None:
     """Fill in the broker's side; returns the live workers (None when the broker is down)."""
     from worker import tasks
 
     try:
-        context.check_broker()
+        connections.check_broker()
         out["queue_depth"] = tasks.queue_depth()
-        live = context.live_workers(timeout=STATUS_TIMEOUT)
+        live = connections.live_workers(timeout=STATUS_TIMEOUT)
     except Exception as e:  # unreachable, or failing mid-way: reported, not raised
         why = one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
         out |= {"broker_ok": False, "broker_error": one_line(why), "workers": []}
@@ -102,10 +102,10 @@ def _broker_part(out: dict) -> list[context.LiveWorker] | None:
     return live
 
 
-def _database_part(out: dict, live: list[context.LiveWorker] | None) -> None:
+def _database_part(out: dict, live: list[connections.LiveWorker] | None) -> None:
     """Fill in the database's side: revision, stages by status, work no live worker serves."""
     try:
-        engine = context.engine()
+        engine = connections.engine()
         out["database_revision"] = migrate.current_revision(engine)
         out["database_head"] = migrate.head_revision()
         out["database_id"] = workers.this_database(engine)
@@ -192,13 +192,14 @@ def data_fetch(
 
     Example: gradq data fetch --dir ~/mnist
     """
-    where = directory or data.default_data_dir()
+    s = settings_from_env()
+    where = directory or s.data_dir
 
     def progress(name: str, done: int, total: int | None) -> None:
         if total and done == total:
             typer.echo(f"  {name}: {done:,} bytes")
 
-    fetch.fetch(where, mirrors=mirror, progress=progress)
+    fetch.fetch(where, mirrors=mirror or list(s.mnist_mirrors) or None, progress=progress)
     typer.echo(f"MNIST is ready in {where}")
 
 
@@ -211,8 +212,8 @@ def data_import(
 
     Example: gradq data import ~/Downloads/mnist_train.csv
     """
-    where = directory or data.default_data_dir()
-    path = data.import_file(source, where)
+    where = directory or settings_from_env().data_dir
+    path = mnist.import_file(source, where)
     typer.echo(f"imported {source} as {path}")
 
 
@@ -227,15 +228,16 @@ def data_info(
 
     Example: gradq data info
     """
+    s = settings_from_env()
     target = path
     if target is None:
-        where = data.default_data_dir()
-        target = data.find(where)
+        where = s.data_dir
+        target = mnist.find(where)
         if target is None:
             raise ValueError(
                 f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE`"
             )
-    info = data.info(target)
+    info = mnist.info(target, cache_dir=s.cache_dir)
     if as_json:
         print_json(info)
     else:

@@ -6,6 +6,7 @@ import numpy as np
 
 from worker.errors import DataError
 
+PIXELS = 784  # 28 * 28, an image as one row
 Row = Callable[[int], str]  # names row i the way its format counts, e.g. "row 17" or "y_train[16]"
 
 

@@ -8,32 +8,36 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from control import context, parse
+from control import connections, parse
 from control.output import console, digit, pct, print_json, table
 from storage import runs, snapshots
 from storage.db import session_scope
-from worker import evaluate as ev
-from worker import files, runner, snapshot, train
+from worker import runspec
+from worker.core import evaluate as ev
+from worker.core import snapshot, train
+from worker.data import files
 from worker.errors import DataError
+from worker.settings import settings_from_env
 
 SnapArg = Annotated[int, typer.Argument(help="Snapshot id (see `gradq snapshots RUN`).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or train.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def load(snapshot_id: int) -> tuple[train.State, runner.RunSpec, bytes]:
+def load(snapshot_id: int) -> tuple[train.State, runspec.RunSpec, bytes]:
     parse.ident(snapshot_id, "snapshot")
-    with session_scope(context.engine(), readonly=True) as s:
+    with session_scope(connections.engine(), readonly=True) as s:
         row = snapshots.get_snapshot(s, snapshot_id)
         blob = snapshots.get_snapshot_bytes(s, snapshot_id)
-        spec = runner.RunSpec.of(runs.get_run(s, row.run_id))
+        spec = runspec.RunSpec.of(runs.get_run(s, row.run_id))
     return snapshot.loads(blob, f"snapshot {snapshot_id}"), spec, blob
 
 
-def arrays(spec: runner.RunSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+def arrays(spec: runspec.RunSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("dev", "test", "train"):
         raise typer.BadParameter(f"{split!r}: use dev, test or train", param_hint="'--split'")
-    sp = runner.load_split(spec.dataset, spec.dev_size, spec.arch.dtype)
+    s = settings_from_env()
+    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype, s.data_dir, s.cache_dir)
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None:
         raise DataError(f"{spec.dataset} has no {split} set; use --split dev or train")

@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from worker.pool import Pool, using
+from worker.core.pool import Pool, using
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("uniform", "he")

@@ -12,10 +12,9 @@ from typer.core import TyperGroup
 
 from control.errors import ControlError
 from control.output import visible
-from storage.db import settings_from_env
 from storage.errors import StorageError
 from worker.errors import WorkerError
-from worker.settings import url_secrets
+from worker.settings import settings_from_env, url_secrets
 
 KNOWN = (StorageError, WorkerError, ControlError, ValueError, OSError)
 
@@ -31,9 +30,13 @@ def one_line(error: BaseException | str) -> str:
 class GradqGroup(TyperGroup):
     """A click group whose errors are one line each: exit 1 for failures, 2 for usage."""
 
-    def invoke(self, ctx: Any) -> Any:
-        log_to_file()  # `gradq worker` takes it away again: Celery logs to the terminal
-        return super().invoke(ctx)
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        # a worker logs where Celery puts its logs: Celery adds its own handler only to a root
+        # logger without one (ctx.invoked_subcommand is not set yet when invoke starts)
+        if name != "worker":
+            log_to_file()
+        return name, cmd, rest
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
@@ -74,7 +77,7 @@ def click_error(error: Exception) -> str:
 
 
 def log_path() -> Path:
-    return settings_from_env().data_dir / "gradq.log"
+    return settings_from_env().home / "gradq.log"
 
 
 class _LazyFileHandler(logging.FileHandler):
@@ -99,14 +102,6 @@ def log_to_file() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.WARNING)
     root.addHandler(handler)
-
-
-def no_log_file() -> None:
-    """Drop gradq.log's handler: Celery sets up its own logging only when root has none."""
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _LazyFileHandler)]:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def new_app(help_text: str, **kwargs: Any) -> typer.Typer:

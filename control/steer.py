@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from control import context, jobs, parse
-from storage import cancel as requests
+from control import connections, parse, service
 from storage import retention, stages
 from storage.db import session_scope
-from worker.settings import settings_from_env as worker_settings
+from worker.settings import settings_from_env
 
 RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
 StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id instead of a run.")]
@@ -24,7 +23,7 @@ def _target(run: int | None, stage: int | None) -> dict:
     return {"stage_id": parse.ident(stage, "stage")}  # type: ignore[arg-type]
 
 
-def _say(verb: str, done: requests.Requested) -> None:
+def _say(verb: str, done: stages.Requested) -> None:
     parts = []
     if done.changed:
         parts.append(f"{verb} now: stages {done.changed}")
@@ -35,7 +34,7 @@ def _say(verb: str, done: requests.Requested) -> None:
 
 def _grace() -> float:
     """A running stage with no heartbeat for this long has no live worker to act on a flag."""
-    return worker_settings().lease_grace
+    return settings_from_env().lease_grace
 
 
 def cancel(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -45,8 +44,8 @@ def cancel(run: RunArg = None, stage: StageOpt = None) -> None:
     Example: gradq cancel 3   |   gradq cancel --stage 7
     """
     target = _target(run, stage)
-    with session_scope(context.engine()) as s:
-        _say("cancelled", requests.request_cancel(s, **target, grace_seconds=_grace()))
+    with session_scope(connections.engine()) as s:
+        _say("cancelled", stages.request_cancel(s, **target, grace_seconds=_grace()))
 
 
 def pause(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -55,8 +54,8 @@ def pause(run: RunArg = None, stage: StageOpt = None) -> None:
     Example: gradq pause 3
     """
     target = _target(run, stage)
-    with session_scope(context.engine()) as s:
-        _say("paused", requests.request_pause(s, **target, grace_seconds=_grace()))
+    with session_scope(connections.engine()) as s:
+        _say("paused", stages.request_pause(s, **target, grace_seconds=_grace()))
 
 
 def resume(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -65,12 +64,12 @@ def resume(run: RunArg = None, stage: StageOpt = None) -> None:
     Example: gradq resume 3
     """
     target = _target(run, stage)
-    context.check_broker()
-    engine = context.engine()
+    connections.check_broker()
+    engine = connections.engine()
     with session_scope(engine) as s:
-        queued = requests.resume(s, **target)
+        queued = stages.resume(s, **target)
         run_id = stages.get_stage(s, queued[0]).run_id if queued else None
-    sent = jobs.enqueue(engine, run_id) if run_id is not None else []
+    sent = service.enqueue(engine, run_id) if run_id is not None else []
     typer.echo(f"resumed stages {queued}; sent {sent}" if queued else "nothing paused to resume")
 
 
@@ -89,7 +88,7 @@ def prune(
     Example: gradq prune 3 --keep-last 3 --every 10 --dry-run
     """
     parse.ident(run, "run")
-    with session_scope(context.engine()) as s:
+    with session_scope(connections.engine()) as s:
         doomed = retention.apply_retention(
             s, run, keep_last=keep_last, every=every, keep_best=keep_best
         )

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import checks, files, idx, mnist_csv, npz
+from worker.data import checks, files, idx, mnist_csv, npz
 from worker.errors import DataError
 
-PIXELS = 784  # 28 * 28
 _NO_DATA_HINT = "run `gradq data fetch` or `gradq data import FILE`"
 
 
@@ -60,7 +59,7 @@ def load(
     elif kind == "npz":
         ds = Dataset(*npz.read(source), str(source))
     else:
-        cache = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        cache = None if cache_dir is None else Path(cache_dir)
         ds = Dataset(*mnist_csv.load(source, cache, limit), None, None, str(source))
     return _head(ds, limit)
 
@@ -115,23 +114,6 @@ def info(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None)
         "has_test": ds.y_test is not None,
         "train_labels": np.bincount(ds.y_train, minlength=10).tolist(),  # count of each digit
     }
-
-
-def default_data_dir() -> Path:
-    """Where MNIST lives: $GRADQ_DATA_DIR, else mnist/ in gradq's home (as the database)."""
-    if os.environ.get("GRADQ_DATA_DIR"):
-        return Path(os.environ["GRADQ_DATA_DIR"])
-    if os.environ.get("GRADQ_HOME"):
-        return Path(os.environ["GRADQ_HOME"]) / "mnist"
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "gradq" / "mnist"
-
-
-def default_cache_dir() -> Path:
-    """Where parsed CSVs are kept: $GRADQ_CACHE_DIR, else the XDG cache dir."""
-    if os.environ.get("GRADQ_CACHE_DIR"):
-        return Path(os.environ["GRADQ_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradq"
 
 
 def import_file(src: str | os.PathLike, data_dir: str | os.PathLike) -> Path:
@@ -227,7 +209,8 @@ def _kind(path: Path) -> str:
 
 def _check_pair(part: str, x: np.ndarray, y: np.ndarray) -> None:
     """Arrays built by hand must look like loaded ones: (N, 784) and (N,) uint8, labels 0..9."""
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != PIXELS or not x.flags.c_contiguous:
+    shape_ok = x.ndim == 2 and x.shape[1] == checks.PIXELS
+    if x.dtype != np.uint8 or not shape_ok or not x.flags.c_contiguous:
         raise ValueError(
             f"Dataset x_{part} must be a C-contiguous (N, 784) uint8 array, got {x.shape} {x.dtype}"
         )

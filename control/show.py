@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from control import context, parse, report, workers
+from control import connections, describe, parse, workers
 from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
-from worker import files
+from worker.data import files
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RunArg = Annotated[int, typer.Argument(help="Run id.")]
@@ -28,7 +29,7 @@ def runs_(
 
     Example: gradq runs --limit 20
     """
-    rows = report.runs_rows(context.engine(), limit)
+    rows = describe.runs_rows(connections.engine(), limit)
     if as_json:
         print_json(rows)
         return
@@ -47,13 +48,31 @@ def show(run: RunArg, as_json: Json = False) -> None:
     Example: gradq show 3
     """
     parse.ident(run, "run")
-    engine = context.engine()
-    d = report.run_dict(engine, run)
+    engine = connections.engine()
+    d = describe.run_dict(engine, run)
     d["waiting"] = workers.waiting_note(engine, run)
     if as_json:
         print_json(d)
         return
     out = console()
+    _print_run(out, d)
+    _print_stages(d["stages"])
+    with session_scope(engine, readonly=True) as s:
+        points = metrics.metrics_of(s, run)
+    starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
+    out.print(
+        curve(
+            [p.iteration for p in points],
+            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
+            boundaries=starts,
+        )
+    )
+    if d["waiting"]:
+        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
+
+
+def _print_run(out: Console, d: dict) -> None:
+    """The run's header lines: name, network, data, lineage, where it is now."""
     settings = d["settings"]
     batch = "full batch" if settings["batch_size"] is None else f"batch {settings['batch_size']}"
     out.print(f"run {d['id']}  {cell(d['name'])}  [{d['status']}]  created {cell(d['created_at'])}")
@@ -75,6 +94,9 @@ def show(run: RunArg, as_json: Json = False) -> None:
         f"  now at iteration {d['iteration']}: train {pct(d['train_acc'])}, "
         f"dev {pct(d['dev_acc'])}, best dev {pct(d['best_dev_acc'])}"
     )
+
+
+def _print_stages(rows: list[dict]) -> None:
     table(
         ["#", "stage", "lr", "iters", "status", "done", "tries", "started", "finished", "error"],
         [
@@ -90,21 +112,9 @@ def show(run: RunArg, as_json: Json = False) -> None:
                 cell(x["finished_at"]),
                 (x["error"] or "")[:50] or None,
             ]
-            for x in d["stages"]
+            for x in rows
         ],
     )
-    with session_scope(engine, readonly=True) as s:
-        points = metrics.metrics_of(s, run)
-    starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
-    out.print(
-        curve(
-            [p.iteration for p in points],
-            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
-            boundaries=starts,
-        )
-    )
-    if d["waiting"]:
-        out.print(d["waiting"], soft_wrap=True)  # the command stays whole, to copy
 
 
 def metrics_(
@@ -121,7 +131,7 @@ def metrics_(
         fmt = "json"
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"{fmt!r}: use table, csv or json", param_hint="'--format'")
-    with session_scope(context.engine(), readonly=True) as s:
+    with session_scope(connections.engine(), readonly=True) as s:
         runs.get_run(s, run)
         points = metrics.metrics_of(s, run)
     cols = ["iteration", "train_acc", "dev_acc", "loss", "lr", "wall"]
@@ -144,7 +154,7 @@ def snapshots_(run: RunArg, as_json: Json = False) -> None:
     Example: gradq snapshots 3
     """
     parse.ident(run, "run")
-    with session_scope(context.engine(), readonly=True) as s:
+    with session_scope(connections.engine(), readonly=True) as s:
         runs.get_run(s, run)
         snaps = snapshots.snapshots_of(s, run)
     rows = [
@@ -175,7 +185,7 @@ def watch(run: RunArg) -> None:
     Example: gradq watch 3
     """
     parse.ident(run, "run")
-    engine = context.engine()
+    engine = connections.engine()
     with session_scope(engine, readonly=True) as s:
         runs.get_run(s, run)
     try:
@@ -183,7 +193,7 @@ def watch(run: RunArg) -> None:
     except KeyboardInterrupt:
         typer.echo(f"stopped watching; run {run} goes on")
         return
-    report.stage_table(engine, run)
+    describe.stage_table(engine, run)
 
 
 def plot(
@@ -204,7 +214,7 @@ def plot(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
-    engine = context.engine()
+    engine = connections.engine()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:
         parse.ident(r, "run")

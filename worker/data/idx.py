@@ -9,7 +9,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from worker import checks, gunzip, limits
+from worker.core import limits
+from worker.data import checks, gunzip
 from worker.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"

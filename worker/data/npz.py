@@ -4,12 +4,12 @@ from pathlib import Path
 
 import numpy as np
 
-from worker import archive, checks, files, limits
+from worker.core import archive, limits
+from worker.data import checks, files
 from worker.errors import DataError
 
-PIXELS = 784  # 28 * 28
 KEYS = ("x_train", "y_train", "x_test", "y_test")
-_IMAGE = ((PIXELS,), (28, 28))
+_IMAGE = ((checks.PIXELS,), (28, 28))
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
@@ -78,9 +78,9 @@ def _problem(h: archive.Header) -> str | None:
 def _part(path: Path, arrays: dict, part: str) -> tuple[np.ndarray, np.ndarray]:
     """Check one x/y pair: x is (N, 784) or (N, 28, 28), y is (N,)."""
     x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-    if x.ndim not in (2, 3) or x.shape[1:] not in ((PIXELS,), (28, 28)):
+    if x.ndim not in (2, 3) or x.shape[1:] not in _IMAGE:
         raise DataError(f"{path}: x_{part} has shape {x.shape}; expected (N, 784) or (N, 28, 28)")
     if y.shape != x.shape[:1]:
         raise DataError(f"{path}: y_{part} has shape {y.shape}; expected ({len(x)},) to match x")
-    x = checks.pixels(x.reshape(len(x), PIXELS), str(path), lambda i: f"x_{part}[{i}]")
+    x = checks.pixels(x.reshape(len(x), checks.PIXELS), str(path), lambda i: f"x_{part}[{i}]")
     return x, checks.labels(y, str(path), lambda i: f"y_{part}[{i}]")

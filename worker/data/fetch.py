@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from worker import files, idx
+from worker.data import files, idx
 from worker.errors import FetchError
 
 MIRRORS: list[str] = [
@@ -43,12 +43,6 @@ class _MirrorError(Exception):
         self.reached = reached  # False when no server answered, which points at being offline
 
 
-def mirrors_from_env() -> list[str]:
-    """$GRADQ_MNIST_MIRRORS (comma separated) else MIRRORS, so a site can point at its own copy."""
-    listed = [m.strip() for m in os.environ.get("GRADQ_MNIST_MIRRORS", "").split(",")]
-    return [m for m in listed if m] or list(MIRRORS)
-
-
 def fetch(
     data_dir: str | os.PathLike,
     *,
@@ -58,7 +52,7 @@ def fetch(
 ) -> Path:
     """Make data_dir hold the four verified files, downloading only those missing or corrupt."""
     directory = Path(data_dir)
-    bases = mirrors_from_env() if mirrors is None else list(mirrors)
+    bases = list(MIRRORS) if mirrors is None else list(mirrors)  # a site may name its own
     if not bases:
         raise FetchError("no MNIST mirrors given; pass base URLs or set GRADQ_MNIST_MIRRORS")
     try:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from worker import checks, limits, npz
+from worker.core import limits
+from worker.data import checks, npz
 from worker.errors import DataError
 
 COLUMNS = 785  # label + 28 * 28 pixels
@@ -17,14 +18,15 @@ _LINE_LIMIT = f"{limits.MAX_LINE_BYTES >> 10} KiB"
 _ROW_RULE = "a row is a label and 784 pixels, a few KiB"
 
 
-def load(path: Path, cache_dir: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Parse once with pandas, then reuse an npz keyed on the CSV's path, size and mtime."""
+def load(path: Path, cache_dir: Path | None, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse once with pandas, then reuse an npz in `cache_dir` (None: none) keyed on the CSV's
+    path, size and mtime."""
     # -> x (N, 784) uint8, y (N,) uint8
     stat = path.stat()
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    cache = cache_dir / f"{path.stem}-{key}.npz"
+    cache = None if cache_dir is None else cache_dir / f"{path.stem}-{key}.npz"
     stamp = np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)  # stale when these change
-    cached = _read_cache(cache, stamp)
+    cached = None if cache is None else _read_cache(cache, stamp)
     if cached is not None:
         return cached
     values = read(path, nrows=limit)  # (N, 785) int16 or float64
@@ -36,7 +38,7 @@ def load(path: Path, cache_dir: Path, limit: int | None) -> tuple[np.ndarray, np
 
     y = checks.labels(values[:, 0], str(path), row)
     x = checks.pixels(values[:, 1:], str(path), row)
-    if limit is None:  # a partial parse must never pass for the whole file
+    if limit is None and cache is not None:  # a partial parse never passes for the whole file
         _write_cache(cache, stamp, x, y, path)
     return x, y
 

@@ -15,9 +15,9 @@ import zipfile
 
 import numpy as np
 
-from worker import archive, limits, nn
+from worker.core import archive, limits, nn
+from worker.core.train import State
 from worker.errors import SnapshotError
-from worker.train import State
 
 FORMAT = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: no wall clock in the bytes

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worker import nn
-from worker.train import State
+from worker.core import nn
+from worker.core.train import State
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The pure NumPy core: the network, its training loop, snapshots and evaluation; no I/O."""

@@ -1,0 +1,1 @@
+"""MNIST data: the formats it comes in, validated, fetched, imported and split."""
