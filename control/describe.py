@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
-from storage import metrics, runs, snapshots, stages
+from storage import bookkeeping, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 
@@ -166,9 +166,11 @@ def comparison(engine: Engine, run_ids: list[int]) -> list[list]:
     return rows
 
 
-def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
+def runs_rows(engine: Engine, limit: int | None = None, **filters: str | None) -> list[dict]:
+    """`gradq runs` rows, oldest first; filters: status, tag, name (see bookkeeping.matching)."""
     with session_scope(engine, readonly=True) as s:
-        summaries = runs.list_runs(s)
+        tags = bookkeeping.tags_of(s)
+        summaries = bookkeeping.matching(runs.list_runs(s), tags, **filters)
     if limit:
         summaries = summaries[-limit:]
     return [
@@ -181,6 +183,7 @@ def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
             "created_at": r.created_at,
             "age": age(r.created_at),
             "parent_snapshot_id": r.parent_snapshot_id,
+            "tags": tags.get(r.id, []),
         }
         for r in summaries
     ]

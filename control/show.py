@@ -22,20 +22,32 @@ RunArg = Annotated[int, typer.Argument(help="Run id.")]
 
 def runs_(
     limit: Annotated[int | None, typer.Option(help="Only the newest N runs.", min=1)] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only runs whose name holds this.")] = None,
     as_json: Json = False,
 ) -> None:
-    """List runs: id, name, status, iteration, best dev accuracy, age.
+    """List runs: id, name, status, iteration, best dev accuracy, tags, age.
 
-    Example: gradq runs --limit 20
+    Example: gradq runs --limit 20 --status running --tag baseline
     """
-    rows = describe.runs_rows(connections.engine(), limit)
+    filters = {"status": parse.run_status(status), "tag": tag, "name": name}
+    rows = describe.runs_rows(connections.engine(), limit, **filters)
     if as_json:
         print_json(rows)
         return
     table(
-        ["id", "name", "status", "iteration", "best dev", "age"],
+        ["id", "name", "status", "iteration", "best dev", "tags", "age"],
         [
-            [r["id"], r["name"], r["status"], r["iteration"], pct(r["best_dev_acc"]), r["age"]]
+            [
+                r["id"],
+                r["name"],
+                r["status"],
+                r["iteration"],
+                pct(r["best_dev_acc"]),
+                ",".join(r["tags"]),
+                r["age"],
+            ]
             for r in rows
         ],
     )
