@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from control import admin, parse, service
+from control import admin, connections, parse, service
 from control.web import views
 from control.web.security import Guard
 from storage import bookkeeping, runs, stages
@@ -96,6 +96,7 @@ def router(guard: Guard) -> APIRouter:
     @act.post("/runs/{run_id}/resume", summary="Queue the run's paused stages again.")
     def resume(request: Request, run_id: Id) -> dict:
         engine = _engine(request)
+        connections.check_broker()
         with session_scope(engine) as s:
             runs.get_run(s, run_id)  # an unknown run is a 404, not an empty answer
         queued = service.resume_run(engine, run_id)
@@ -104,12 +105,14 @@ def router(guard: Guard) -> APIRouter:
     @act.post("/runs/{run_id}/continue", summary="Append stages to the run and queue them.")
     def continue_(request: Request, run_id: Id, body: ScheduleIn) -> dict:
         engine = _engine(request)
+        connections.check_broker()
         added = service.extend(engine, run_id, body.schedule())
         return {"stages": added, "sent": service.enqueue(engine, run_id)}
 
     @act.post("/snapshots/{snapshot_id}/fork", summary="A new run from a snapshot.")
     def fork(request: Request, snapshot_id: Id, body: ScheduleIn) -> dict:
         engine = _engine(request)
+        connections.check_broker()
         run_id = service.fork(engine, snapshot_id, body.schedule(), name=parse.name(body.name))
         return {"run_id": run_id, "sent": service.enqueue(engine, run_id)}
 
