@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from control import connections, workers
 from control.errors import BrokerUnreachableError
 from control.output import cell, print_json, table
-from control.root import one_line
+from control.root import no_log_file, one_line
 from storage import migrate
 from storage.db import redact_url, session_scope, settings_from_env
 from storage.models import Stage
@@ -56,6 +56,7 @@ def worker(
     engine = connections.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
+    no_log_file()  # the worker logs to the terminal, as Celery sets it up
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
 
 

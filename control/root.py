@@ -32,8 +32,7 @@ class GradqGroup(TyperGroup):
     """A click group whose errors are one line each: exit 1 for failures, 2 for usage."""
 
     def invoke(self, ctx: Any) -> Any:
-        if ctx.invoked_subcommand != "worker":  # a worker logs where Celery puts its logs
-            log_to_file()
+        log_to_file()  # `gradq worker` takes it away again: Celery logs to the terminal
         return super().invoke(ctx)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
@@ -100,6 +99,14 @@ def log_to_file() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.WARNING)
     root.addHandler(handler)
+
+
+def no_log_file() -> None:
+    """Drop gradq.log's handler: Celery sets up its own logging only when root has none."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LazyFileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
