@@ -84,13 +84,15 @@ const chart = (() => {
         for (const p of s.points) if (best === null || Math.abs(p[0] - at) < Math.abs(best[0] - at)) best = p;
         if (best === null) continue;
         nearest = nearest === null || Math.abs(best[0] - at) < Math.abs(nearest - at) ? best[0] : nearest;
-        lines.push(s.name + ": " + (best[1] === null ? "-" : fmt(best[1])) + (series.length > 1 ? "  (it " + best[0] + ")" : ""));
+        lines.push([s.name, best]);
       }
       if (nearest === null) return;
+      const text = lines.map(([name, p]) =>
+        name + ": " + (p[1] === null ? "-" : fmt(p[1])) + (p[0] !== nearest ? "  (it " + p[0] + ")" : ""));
       cursor.setAttribute("x1", X(nearest));
       cursor.setAttribute("x2", X(nearest));
       cursor.setAttribute("visibility", "visible");
-      tip.textContent = "iteration " + nearest + "\n" + lines.join("\n");
+      tip.textContent = "iteration " + nearest + "\n" + text.join("\n");
       tip.style.display = "block";
       tip.style.left = Math.min(X(nearest) + 10, W - 170) + "px";
       tip.style.top = pad.t + 4 + "px";

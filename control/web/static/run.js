@@ -54,7 +54,8 @@
     return el("div", { class: "timeline" }, stages.map((x) => {
       const box = el("div", { class: "s-" + x.status, title: `stage ${x.position}: lr ${x.lr}, ${x.iterations} its, ${x.status}` },
         `lr ${x.lr} · ${x.iterations_done}/${x.iterations} · ${x.status}`);
-      box.style.width = (100 * x.iterations) / total + "%";
+      box.style.flex = `${x.iterations / total} 1 0`;  // long stages wide, short ones still legible
+      box.style.minWidth = "70px";
       return box;
     }));
   }
