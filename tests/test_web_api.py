@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from control.web.app import build
 from control.web.security import HEADER, Guard
-from storage import bookkeeping, put_snapshot, session_scope
+from storage import add_metric, bookkeeping, put_snapshot, session_scope
 from storage.models import Stage, StageStatus
 
 LOCAL = "http://127.0.0.1:8765"
@@ -220,3 +220,25 @@ def test_fuzz_no_server_error(client: TestClient, engine: Engine, guard: Guard) 
         )
 
     probe()
+
+
+def test_an_open_page_gets_304_until_something_changes(
+    client: TestClient, engine: Engine, guard: Guard
+) -> None:
+    with session_scope(engine) as s:
+        run = new_run(s)
+    for path in ("/api/runs", f"/api/runs/{run}"):
+        first = client.get(path)
+        etag = first.headers["etag"]
+        assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+        client.post(
+            f"/api/runs/{run}/tags", json={"add": [f"t{len(path)}"]}, headers={HEADER: guard.token}
+        )
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 200 and again.headers["etag"] != etag
+        assert again.json() != first.json()
+    etag = client.get(f"/api/runs/{run}").headers["etag"]
+    with session_scope(engine) as s:
+        add_metric(s, run, 50, train_acc=0.5, dev_acc=0.4, loss=1.0, lr=1.0, wall=1.0)
+    changed = client.get(f"/api/runs/{run}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json()["points"][0]["iteration"] == 50

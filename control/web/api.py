@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from control import admin, connections, parse, service
@@ -58,14 +60,22 @@ def router(guard: Guard) -> APIRouter:
         status: Annotated[str | None, Query(max_length=20)] = None,
         tag: Annotated[str | None, Query(max_length=64)] = None,
         name: Annotated[str | None, Query(max_length=parse.MAX_NAME)] = None,
-    ) -> list[dict]:
+    ) -> Response:
         if status is not None and status not in parse.RUN_STATUSES:
             raise ValueError(f"status {status!r} must be one of {', '.join(parse.RUN_STATUSES)}")
-        return views.runs_list(_engine(request), status=status, tag=tag or None, name=name or None)
+        engine = _engine(request)
+        return _cached(
+            request,
+            views.runs_version(engine),
+            lambda: views.runs_list(engine, status=status, tag=tag or None, name=name or None),
+        )
 
     @api.get("/runs/{run_id}", summary="A run: settings, stages, curve, snapshots, lineage.")
-    def run(request: Request, run_id: Id) -> dict:
-        return views.run_page(_engine(request), run_id)
+    def run(request: Request, run_id: Id) -> Response:
+        engine = _engine(request)
+        return _cached(
+            request, views.run_version(engine, run_id), lambda: views.run_page(engine, run_id)
+        )
 
     @api.get("/compare", summary="Several runs' curves and settings (ids=1,2,3).")
     def compare(request: Request, ids: Annotated[str, Query(max_length=200)]) -> list[dict]:
@@ -137,6 +147,15 @@ def router(guard: Guard) -> APIRouter:
     out.include_router(api)
     out.include_router(act)
     return out
+
+
+def _cached(request: Request, etag: str, answer) -> Response:
+    """304 when the page already holds this version (one cheap query), else the answer:
+    a page left open costs the database one query per poll while nothing changes."""
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(jsonable_encoder(answer()), headers=headers)
 
 
 def _engine(request: Request):
