@@ -11,7 +11,7 @@ from fixtures_storage import new_run
 from helpers_worker import submit, wait_for
 from sqlalchemy import Engine
 
-from storage import bookkeeping, migrate, session_scope
+from storage import bookkeeping, migrate, session_scope, snapshots
 from storage.db import make_engine
 from storage.models import Stage, StageStatus
 
@@ -76,6 +76,7 @@ def test_run_page_follows_a_training_and_pauses_it(sqlite_stack, small_mnist, pa
         page.goto(f"{url}/runs/{run}")
         page.locator("button[data-action='pause']").click()
         page.locator("h1 .status", has_text="paused").wait_for(timeout=60_000)
+        _other_pages(page, url, engine, run)
     with session_scope(engine) as s:
         status = s.scalar(
             Stage.__table__.select()
@@ -89,3 +90,18 @@ def test_run_page_follows_a_training_and_pauses_it(sqlite_stack, small_mnist, pa
 def _middle(page, selector: str) -> tuple[float, float]:
     box = page.locator(selector).bounding_box()
     return box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2
+
+
+def _other_pages(page, url: str, engine, run: int) -> None:
+    """Evaluate (heatmap and wrong digits), Compare (overlaid curves) and Cluster (the worker)."""
+    with session_scope(engine) as s:
+        snap = snapshots.latest_snapshot(s, run)
+    page.goto(f"{url}/evaluate/{snap.id}?split=dev")
+    page.locator("table.heat tbody tr").first.wait_for(timeout=60_000)
+    assert page.locator("table.heat tbody tr").count() == 10
+    assert page.locator("canvas.digit").count() > 0  # a trained net still errs on some digits
+    page.goto(f"{url}/compare?ids={run},1")
+    page.locator("svg text", has_text="notebook lr 1.0").first.wait_for()
+    assert page.locator("svg text", has_text="1 sigmoid baseline").count() > 0
+    page.goto(f"{url}/cluster")
+    page.locator("td", has_text="w0-").first.wait_for(timeout=30_000)
