@@ -19,6 +19,8 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         st = stages.stages_of(s, run_id)
         points = metrics.metrics_of(s, run_id)
         lineage = _lineage(s, run)
+        tags = bookkeeping.tags_of(s, [run_id]).get(run_id, [])
+        notes = bookkeeping.notes_of(s, run_id)
     best = max((p.dev_acc for p in points if p.dev_acc is not None), default=None)
     return {
         "id": run.id,
@@ -44,6 +46,8 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         "dev_acc": points[-1].dev_acc if points else None,
         "best_dev_acc": best,
         "stages": [stage_dict(x) for x in st],
+        "tags": tags,
+        "notes": [{"id": i, "created_at": t, "text": text} for i, t, text in notes],
     }
 
 

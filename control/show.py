@@ -78,6 +78,10 @@ def show(run: RunArg, as_json: Json = False) -> None:
         f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
         f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
     )
+    if d["tags"]:
+        out.print(f"  tags {cell(', '.join(d['tags']))}")
+    for note in d["notes"]:
+        out.print(f"  note {note['id']} ({cell(note['created_at'])}): {cell(note['text'])}")
     for hop in d["lineage"]:
         out.print(
             f"  forked from snapshot {hop['snapshot_id']} (run {hop['run_id']}, "

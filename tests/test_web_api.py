@@ -242,3 +242,13 @@ def test_an_open_page_gets_304_until_something_changes(
         add_metric(s, run, 50, train_acc=0.5, dev_acc=0.4, loss=1.0, lr=1.0, wall=1.0)
     changed = client.get(f"/api/runs/{run}", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.json()["points"][0]["iteration"] == 50
+
+
+def test_a_nan_point_is_null_not_a_server_error(client: TestClient, engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL stores a NaN (SQLite's NOT NULL refuses it)")
+    with session_scope(engine) as s:
+        run = new_run(s)
+        add_metric(s, run, 50, train_acc=0.1, dev_acc=0.1, loss=float("nan"), lr=1.0, wall=1.0)
+    assert client.get(f"/api/runs/{run}").json()["points"][0]["loss"] is None
+    assert client.get(f"/api/compare?ids={run}").status_code == 200

@@ -79,13 +79,13 @@ def router(guard: Guard) -> APIRouter:
 
     @api.get("/compare", summary="Several runs' curves and settings (ids=1,2,3).")
     def compare(request: Request, ids: Annotated[str, Query(max_length=200)]) -> list[dict]:
-        return views.compare(_engine(request), _ids(ids))
+        return views.finite(views.compare(_engine(request), _ids(ids)))
 
     @api.get("/snapshots/{snapshot_id}/evaluate", summary="A snapshot on a split.")
     def evaluate(
         request: Request, snapshot_id: Id, split: Literal["dev", "test", "train"] = "dev"
     ) -> dict:
-        return views.evaluate(_engine(request), snapshot_id, split)
+        return views.finite(views.evaluate(_engine(request), snapshot_id, split))
 
     @api.get("/cluster", summary="What `gradq status` reports: workers, queue depth, stages.")
     def cluster() -> dict:
@@ -155,7 +155,7 @@ def _cached(request: Request, etag: str, answer) -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return JSONResponse(jsonable_encoder(answer()), headers=headers)
+    return JSONResponse(jsonable_encoder(views.finite(answer())), headers=headers)
 
 
 def _engine(request: Request):

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from control import describe
-from storage import bookkeeping, metrics, runs, snapshots, stages
+from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
 from worker import runspec
@@ -66,8 +66,6 @@ def run_page(engine: Engine, run_id: int) -> dict:
     with session_scope(engine, readonly=True) as s:
         points = metrics.metrics_of(s, run_id)
         snaps = snapshots.snapshots_of(s, run_id)
-        d["tags"] = bookkeeping.tags_of(s, [run_id]).get(run_id, [])
-        notes = bookkeeping.notes_of(s, run_id)
         d["forks"] = _forks(s, run_id)
     d["created_at"] = d["created_at"].isoformat()
     for x in d["stages"]:
@@ -77,7 +75,6 @@ def run_page(engine: Engine, run_id: int) -> dict:
     d["snapshots"] = [
         {"id": x.id, "iteration": x.iteration, "size": x.size, "sha256": x.sha256} for x in snaps
     ]
-    d["notes"] = [{"id": i, "created_at": t.isoformat(), "text": text} for i, t, text in notes]
     return d
 
 
@@ -209,3 +206,14 @@ def run_version(engine: Engine, run_id: int) -> str:
             ),
             select(func.count()).select_from(RunNote).where(RunNote.run_id == run_id),
         )
+
+
+def finite(value):
+    """The answer with NaN and infinities as null: strict JSON has no words for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
