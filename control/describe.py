@@ -170,11 +170,17 @@ def comparison(engine: Engine, run_ids: list[int]) -> list[list]:
     return rows
 
 
-def runs_rows(engine: Engine, limit: int | None = None, **filters: str | None) -> list[dict]:
-    """`gradq runs` rows, oldest first; filters: status, tag, name (see bookkeeping.matching)."""
+def runs_rows(
+    engine: Engine,
+    limit: int | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+) -> list[dict]:
+    """`gradq runs` rows, oldest first, with this status, this tag and a name holding `name`."""
     with session_scope(engine, readonly=True) as s:
         tags = bookkeeping.tags_of(s)
-        summaries = bookkeeping.matching(runs.list_runs(s), tags, **filters)
+        summaries = bookkeeping.matching(runs.list_runs(s), tags, status=status, tag=tag, name=name)
     if limit:
         summaries = summaries[-limit:]
     return [

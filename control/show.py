@@ -31,23 +31,17 @@ def runs_(
 
     Example: gradq runs --limit 20 --status running --tag baseline
     """
-    filters = {"status": parse.run_status(status), "tag": tag, "name": name}
-    rows = describe.runs_rows(connections.engine(), limit, **filters)
+    rows = describe.runs_rows(connections.engine(), limit, parse.run_status(status), tag, name)
     if as_json:
         print_json(rows)
         return
+    tagged = any(r["tags"] for r in rows)  # the column only when some run has a tag
     table(
-        ["id", "name", "status", "iteration", "best dev", "tags", "age"],
+        ["id", "name", "status", "iteration", "best dev", *(["tags"] if tagged else []), "age"],
         [
-            [
-                r["id"],
-                r["name"],
-                r["status"],
-                r["iteration"],
-                pct(r["best_dev_acc"]),
-                ",".join(r["tags"]),
-                r["age"],
-            ]
+            [r["id"], r["name"], r["status"], r["iteration"], pct(r["best_dev_acc"])]
+            + ([",".join(r["tags"])] if tagged else [])
+            + [r["age"]]
             for r in rows
         ],
     )

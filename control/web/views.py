@@ -18,9 +18,11 @@ from worker.core import nn, snapshot
 MAX_POINTS = 5000  # per run and answer: a longer curve is thinned evenly, keeping its last point
 
 
-def runs_list(engine: Engine, **filters: str | None) -> list[dict]:
+def runs_list(
+    engine: Engine, status: str | None = None, tag: str | None = None, name: str | None = None
+) -> list[dict]:
     """The runs page: `gradq runs` rows plus progress, it/s and ETA of running stages."""
-    rows = describe.runs_rows(engine, **filters)
+    rows = describe.runs_rows(engine, None, status, tag, name)
     with session_scope(engine, readonly=True) as s:
         totals = dict(
             (run_id, (done, total))
