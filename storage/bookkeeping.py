@@ -106,12 +106,12 @@ def delete_run(session: Session, run_id: int) -> int:
     Refused while one of its stages runs (its worker would write into a deleted run) or while
     another run was forked from one of its snapshots (that lineage would be lost)."""
     get_run(session, run_id)
-    running = session.scalar(
-        select(func.count())
-        .select_from(Stage)
-        .where(Stage.run_id == run_id, Stage.status == StageStatus.RUNNING)
-    )
-    if running:
+    # locked until commit (PostgreSQL; SQLite writers are serial): no worker claims one between
+    # this check and the delete, and a claim that waited finds no stage and drops its message
+    statuses = session.scalars(
+        select(Stage.status).where(Stage.run_id == run_id).with_for_update()
+    ).all()
+    if StageStatus.RUNNING in statuses:
         raise DeleteRefused(
             f"run {run_id} has a running stage; pause or cancel it first (`gradq cancel {run_id}`)"
         )

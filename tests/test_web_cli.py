@@ -72,3 +72,14 @@ def test_ui_on_loopback_says_so_and_refuses_a_foreign_host(tmp_path: Path) -> No
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_ui_without_the_web_extra_says_how_to_get_it(home, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from control.cli import app
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the extra were not installed
+    result = CliRunner().invoke(app, ["ui"], prog_name="gradq")
+    assert result.exit_code == 1
+    assert "pip install 'gradq[web]'" in result.stderr and "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from control import connections
+from control.errors import ControlError
 
 
 def ui(
@@ -20,9 +21,14 @@ def ui(
     Beyond loopback (--host 0.0.0.0), actions need the token printed here.
     Example: gradq ui --port 8765
     """
-    import uvicorn
+    try:
+        import uvicorn
 
-    from control.web.app import build
+        from control.web.app import build
+    except ImportError as e:
+        raise ControlError(
+            f"gradq ui needs the `web` extra ({e.name} is missing): pip install 'gradq[web]'"
+        ) from None
     from control.web.security import Guard, is_loopback
     from worker import tasks
 
