@@ -4,8 +4,10 @@ no secret in any answer, and a fuzz that finds no 5xx."""
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from fixtures_storage import new_run
 from hypothesis import HealthCheck, given, settings
@@ -252,3 +254,41 @@ def test_a_nan_point_is_null_not_a_server_error(client: TestClient, engine: Engi
         add_metric(s, run, 50, train_acc=0.1, dev_acc=0.1, loss=float("nan"), lr=1.0, wall=1.0)
     assert client.get(f"/api/runs/{run}").json()["points"][0]["loss"] is None
     assert client.get(f"/api/compare?ids={run}").status_code == 200
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_continue_fork_and_resume_queue_their_stages(
+    db_url: str, engine: Engine, guard: Guard, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADQ_DATABASE_URL", db_url)  # the broker's messages name this database
+    monkeypatch.setenv("GRADQ_BROKER_URL", redis_url)
+    queue = f"web-test-{secrets.token_hex(4)}"
+    monkeypatch.setenv("GRADQ_QUEUE", queue)
+    broker = redis.Redis.from_url(redis_url)
+    client = TestClient(build(engine, guard), base_url=LOCAL)
+    auth = {HEADER: guard.token}
+    with session_scope(engine) as s:
+        run = new_run(s, stages=[(1.0, 100)])
+        snap = put_snapshot(s, run, 50, b"x")
+    more = client.post(
+        f"/api/runs/{run}/continue", json={"stages": [{"lr": 0.5, "iterations": 200}]}, headers=auth
+    )
+    assert more.status_code == 200 and len(more.json()["stages"]) == 1
+    assert [x["lr"] for x in client.get(f"/api/runs/{run}").json()["stages"]] == [1.0, 0.5]
+    bad = client.post(
+        f"/api/runs/{run}/continue", json={"stages": [{"lr": 0, "iterations": 1}]}, headers=auth
+    )
+    assert bad.status_code == 422
+    fork = client.post(
+        f"/api/snapshots/{snap}/fork",
+        json={"stages": [{"lr": 0.25, "iterations": 50}], "name": "f"},
+        headers=auth,
+    )
+    assert fork.status_code == 200 and fork.json()["sent"]  # its first stage was queued
+    child = client.get(f"/api/runs/{fork.json()['run_id']}").json()
+    assert child["name"] == "f" and child["lineage"][0]["snapshot_id"] == snap
+    client.post(f"/api/runs/{run}/pause", headers=auth)
+    resumed = client.post(f"/api/runs/{run}/resume", headers=auth)
+    assert resumed.status_code == 200 and resumed.json()["resumed"]
+    assert client.get(f"/api/runs/{run}").json()["status"] == "queued"
+    broker.delete(*broker.keys(f"{queue}@*"))  # the messages no worker will read
