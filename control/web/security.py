@@ -6,12 +6,17 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 
 COOKIE = "gradq_token"
 HEADER = "X-Gradq-Token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
+TOKEN_HEADER = APIKeyHeader(
+    name=HEADER, auto_error=False, description="The token `gradq ui` printed (or /api/session)."
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -56,12 +61,13 @@ class Guard:
             return self.token
         return None
 
-    def check_action(self, request: Request) -> None:
+    def check_action(
+        self, request: Request, given: Annotated[str | None, Security(TOKEN_HEADER)] = None
+    ) -> None:
         """A POST needs the token in its header (a cross-site form cannot set one) and, when
         the browser names an Origin, this server's own."""
         origin = request.headers.get("origin")
         if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
             raise HTTPException(403, "cross-site request refused")
-        given = request.headers.get(HEADER, "")
-        if not secrets.compare_digest(given, self.token):
+        if not secrets.compare_digest(given or "", self.token):
             raise HTTPException(403, f"this action needs the token gradq ui printed ({HEADER})")
