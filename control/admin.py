@@ -65,6 +65,17 @@ def status(as_json: Json = False) -> None:
 
     Example: gradq status
     """
+    out = status_dict()
+    if as_json:
+        print_json(out)
+    else:
+        _status_table(out)
+    if not (out["broker_ok"] and out["database_ok"]):
+        raise typer.Exit(1)
+
+
+def status_dict() -> dict:
+    """What `gradq status` reports (the dashboard's cluster page shows the same)."""
     s = settings_from_env()
     out: dict = {
         "broker": redact_url(s.broker_url),
@@ -74,12 +85,7 @@ def status(as_json: Json = False) -> None:
     }
     live = _broker_part(out)
     _database_part(out, live)
-    if as_json:
-        print_json(out)
-    else:
-        _status_table(out)
-    if not (out["broker_ok"] and out["database_ok"]):
-        raise typer.Exit(1)
+    return out
 
 
 def _broker_part(out: dict) -> list[connections.LiveWorker] | None:

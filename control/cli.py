@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control import admin, inference, show, stack, steer, submit
+from control import admin, bookkeeping, inference, show, stack, steer, submit, web
 from control.root import new_app
 
 app = new_app(
@@ -27,6 +27,10 @@ app.command("cancel")(steer.cancel)
 app.command("pause")(steer.pause)
 app.command("resume")(steer.resume)
 app.command("prune")(steer.prune)
+# bookkeeping.py: tags, notes, deletion
+app.command("tag")(bookkeeping.tag)
+app.command("note")(bookkeeping.note)
+app.command("rm")(bookkeeping.rm)
 # inference.py: use a snapshot
 app.command("evaluate")(inference.evaluate)
 app.command("predict")(inference.predict)
@@ -38,6 +42,8 @@ app.command("status")(admin.status)
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("demo")(stack.demo)
+# web/: the dashboard
+app.command("ui")(web.ui)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.data_app, name="data")
 

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
-from storage import metrics, runs, snapshots, stages
+from storage import bookkeeping, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 
@@ -19,6 +19,8 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         st = stages.stages_of(s, run_id)
         points = metrics.metrics_of(s, run_id)
         lineage = _lineage(s, run)
+        tags = bookkeeping.tags_of(s, [run_id]).get(run_id, [])
+        notes = bookkeeping.notes_of(s, run_id)
     best = max((p.dev_acc for p in points if p.dev_acc is not None), default=None)
     return {
         "id": run.id,
@@ -44,6 +46,8 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         "dev_acc": points[-1].dev_acc if points else None,
         "best_dev_acc": best,
         "stages": [stage_dict(x) for x in st],
+        "tags": tags,
+        "notes": [{"id": i, "created_at": t, "text": text} for i, t, text in notes],
     }
 
 
@@ -166,9 +170,17 @@ def comparison(engine: Engine, run_ids: list[int]) -> list[list]:
     return rows
 
 
-def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
+def runs_rows(
+    engine: Engine,
+    limit: int | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+) -> list[dict]:
+    """`gradq runs` rows, oldest first, with this status, this tag and a name holding `name`."""
     with session_scope(engine, readonly=True) as s:
-        summaries = runs.list_runs(s)
+        tags = bookkeeping.tags_of(s)
+        summaries = bookkeeping.matching(runs.list_runs(s), tags, status=status, tag=tag, name=name)
     if limit:
         summaries = summaries[-limit:]
     return [
@@ -181,6 +193,7 @@ def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
             "created_at": r.created_at,
             "age": age(r.created_at),
             "parent_snapshot_id": r.parent_snapshot_id,
+            "tags": tags.get(r.id, []),
         }
         for r in summaries
     ]

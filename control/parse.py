@@ -126,3 +126,13 @@ def name(text: str | None) -> str | None:
             f"a name of {len(text):,} characters is too long (at most {MAX_NAME})"
         )
     return text
+
+
+RUN_STATUSES = ("running", "failed", "paused", "queued", "cancelled", "succeeded", "empty")
+
+
+def run_status(text: str | None) -> str | None:
+    """A run status to filter on (None: any), or BadParameter listing the valid ones."""
+    if text is not None and text not in RUN_STATUSES:
+        raise typer.BadParameter(f"status {text!r} must be one of {', '.join(RUN_STATUSES)}")
+    return text

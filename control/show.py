@@ -23,20 +23,26 @@ RunArg = Annotated[int, typer.Argument(help="Run id.")]
 
 def runs_(
     limit: Annotated[int | None, typer.Option(help="Only the newest N runs.", min=1)] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only runs whose name holds this.")] = None,
     as_json: Json = False,
 ) -> None:
-    """List runs: id, name, status, iteration, best dev accuracy, age.
+    """List runs: id, name, status, iteration, best dev accuracy, tags, age.
 
-    Example: gradq runs --limit 20
+    Example: gradq runs --limit 20 --status running --tag baseline
     """
-    rows = describe.runs_rows(connections.engine(), limit)
+    rows = describe.runs_rows(connections.engine(), limit, parse.run_status(status), tag, name)
     if as_json:
         print_json(rows)
         return
+    tagged = any(r["tags"] for r in rows)  # the column only when some run has a tag
     table(
-        ["id", "name", "status", "iteration", "best dev", "age"],
+        ["id", "name", "status", "iteration", "best dev", *(["tags"] if tagged else []), "age"],
         [
-            [r["id"], r["name"], r["status"], r["iteration"], pct(r["best_dev_acc"]), r["age"]]
+            [r["id"], r["name"], r["status"], r["iteration"], pct(r["best_dev_acc"])]
+            + ([",".join(r["tags"])] if tagged else [])
+            + [r["age"]]
             for r in rows
         ],
     )
@@ -85,6 +91,10 @@ def _print_run(out: Console, d: dict) -> None:
         f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
         f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
     )
+    if d["tags"]:
+        out.print(f"  tags {cell(', '.join(d['tags']))}")
+    for note in d["notes"]:
+        out.print(f"  note {note['id']} ({cell(note['created_at'])}): {cell(note['text'])}")
     for hop in d["lineage"]:
         out.print(
             f"  forked from snapshot {hop['snapshot_id']} (run {hop['run_id']}, "

@@ -10,7 +10,7 @@ fi
 stamp=.venv/.gradq-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,postgres,plot]'
+  .venv/bin/python -m pip install --quiet -e '.[test,postgres,plot,web]'
   touch "$stamp"
 fi
 .venv/bin/ruff check .

@@ -209,3 +209,25 @@ class Metric(Base):
     loss: Mapped[float] = mapped_column(Float)
     lr: Mapped[float] = mapped_column(Float)
     wall: Mapped[float] = mapped_column(Float)  # seconds since the stage began
+
+
+class RunTag(Base):
+    """A label on a run (`gradq tag 3 baseline`), for filtering `gradq runs --tag`."""
+
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class RunNote(Base):
+    """A free-text note on a run, kept with the database's time it was written."""
+
+    __tablename__ = "run_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow(), server_default=SERVER_NOW
+    )

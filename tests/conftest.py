@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytest_plugins = ["fixtures_env", "fixtures_storage", "fixtures_services"]
+pytest_plugins = ["fixtures_env", "fixtures_storage", "fixtures_services", "fixtures_browser"]

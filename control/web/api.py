@@ -1,0 +1,177 @@
+"""`/api/...`: the JSON the pages read, and the actions they take (POSTs, token-checked)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from control import admin, connections, parse, service
+from control.web import views
+from control.web.security import Guard
+from storage import bookkeeping, runs, stages
+from storage.db import session_scope
+from worker.settings import settings_from_env as worker_settings
+
+Id = Annotated[int, Path(ge=1, le=parse.MAX_ID)]
+
+
+class StageIn(BaseModel):
+    """One stage of a schedule: `iterations` steps at `lr`."""
+
+    lr: float = Field(gt=0, le=1e6, allow_inf_nan=False)
+    iterations: int = Field(ge=1, le=parse.MAX_ITERATIONS)
+
+
+class ScheduleIn(BaseModel):
+    stages: list[StageIn] = Field(min_length=1, max_length=100)
+    name: str | None = Field(default=None, max_length=parse.MAX_NAME)
+
+    def schedule(self) -> list[tuple[float, int]]:
+        return [(x.lr, x.iterations) for x in self.stages]
+
+
+class TagsIn(BaseModel):
+    add: list[Annotated[str, Field(max_length=64)]] = Field(default=[], max_length=50)
+    remove: list[Annotated[str, Field(max_length=64)]] = Field(default=[], max_length=50)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(max_length=bookkeeping.MAX_NOTE)
+
+
+def router(guard: Guard) -> APIRouter:
+    """Every route, bound to this server's engine (read from the request) and guard."""
+    api = APIRouter(prefix="/api", dependencies=[Depends(guard.check_host)])
+    act = APIRouter(
+        prefix="/api", dependencies=[Depends(guard.check_host), Depends(guard.check_action)]
+    )
+
+    @api.get("/session", summary="The token this page puts in its actions (null: read only).")
+    def session(request: Request) -> dict:
+        return {"token": guard.session_token(request), "loopback": guard.loopback}
+
+    @api.get("/runs", summary="Runs, oldest first, with progress, it/s, ETA and tags.")
+    def runs_(
+        request: Request,
+        status: Annotated[str | None, Query(max_length=20)] = None,
+        tag: Annotated[str | None, Query(max_length=64)] = None,
+        name: Annotated[str | None, Query(max_length=parse.MAX_NAME)] = None,
+    ) -> Response:
+        if status is not None and status not in parse.RUN_STATUSES:
+            raise ValueError(f"status {status!r} must be one of {', '.join(parse.RUN_STATUSES)}")
+        engine = _engine(request)
+        return _cached(
+            request,
+            views.runs_version(engine),
+            lambda: views.runs_list(engine, status=status, tag=tag or None, name=name or None),
+        )
+
+    @api.get("/runs/{run_id}", summary="A run: settings, stages, curve, snapshots, lineage.")
+    def run(request: Request, run_id: Id) -> Response:
+        engine = _engine(request)
+        return _cached(
+            request, views.run_version(engine, run_id), lambda: views.run_page(engine, run_id)
+        )
+
+    @api.get("/compare", summary="Several runs' curves and settings (ids=1,2,3).")
+    def compare(request: Request, ids: Annotated[str, Query(max_length=200)]) -> list[dict]:
+        return views.finite(views.compare(_engine(request), _ids(ids)))
+
+    @api.get("/snapshots/{snapshot_id}/evaluate", summary="A snapshot on a split.")
+    def evaluate(
+        request: Request, snapshot_id: Id, split: Literal["dev", "test", "train"] = "dev"
+    ) -> dict:
+        return views.finite(views.evaluate(_engine(request), snapshot_id, split))
+
+    @api.get("/cluster", summary="What `gradq status` reports: workers, queue depth, stages.")
+    def cluster() -> dict:
+        return admin.status_dict()
+
+    @act.post("/runs/{run_id}/pause", summary="Pause: a running stage stops with a snapshot.")
+    def pause(request: Request, run_id: Id) -> dict:
+        with session_scope(_engine(request)) as s:
+            done = stages.request_pause(s, run_id=run_id, grace_seconds=_grace())
+        return {"changed": done.changed, "flagged": done.flagged}
+
+    @act.post("/runs/{run_id}/cancel", summary="Cancel the run's unfinished stages.")
+    def cancel(request: Request, run_id: Id) -> dict:
+        with session_scope(_engine(request)) as s:
+            done = stages.request_cancel(s, run_id=run_id, grace_seconds=_grace())
+        return {"changed": done.changed, "flagged": done.flagged}
+
+    @act.post("/runs/{run_id}/resume", summary="Queue the run's paused stages again.")
+    def resume(request: Request, run_id: Id) -> dict:
+        engine = _engine(request)
+        connections.check_broker()
+        with session_scope(engine) as s:
+            runs.get_run(s, run_id)  # an unknown run is a 404, not an empty answer
+        queued = service.resume_run(engine, run_id)
+        return {"resumed": queued, "sent": service.enqueue(engine, run_id) if queued else []}
+
+    @act.post("/runs/{run_id}/continue", summary="Append stages to the run and queue them.")
+    def continue_(request: Request, run_id: Id, body: ScheduleIn) -> dict:
+        engine = _engine(request)
+        connections.check_broker()
+        added = service.extend(engine, run_id, body.schedule())
+        return {"stages": added, "sent": service.enqueue(engine, run_id)}
+
+    @act.post("/snapshots/{snapshot_id}/fork", summary="A new run from a snapshot.")
+    def fork(request: Request, snapshot_id: Id, body: ScheduleIn) -> dict:
+        engine = _engine(request)
+        connections.check_broker()
+        run_id = service.fork(engine, snapshot_id, body.schedule(), name=parse.name(body.name))
+        return {"run_id": run_id, "sent": service.enqueue(engine, run_id)}
+
+    @act.post("/runs/{run_id}/tags", summary="Add and remove tags.")
+    def tags(request: Request, run_id: Id, body: TagsIn) -> dict:
+        with session_scope(_engine(request)) as s:
+            bookkeeping.tag(s, run_id, body.add)
+            now = bookkeeping.tag(s, run_id, body.remove, remove=True)
+        return {"tags": now}
+
+    @act.post("/runs/{run_id}/notes", summary="Keep a note on the run.")
+    def note(request: Request, run_id: Id, body: NoteIn) -> dict:
+        with session_scope(_engine(request)) as s:
+            return {"id": bookkeeping.add_note(s, run_id, body.text)}
+
+    @act.post("/runs/{run_id}/delete", summary="Delete the run, its curve and snapshots.")
+    def delete(request: Request, run_id: Id) -> dict:
+        with session_scope(_engine(request)) as s:
+            return {"deleted": run_id, "snapshots": bookkeeping.delete_run(s, run_id)}
+
+    out = APIRouter()
+    out.include_router(api)
+    out.include_router(act)
+    return out
+
+
+def _cached(request: Request, etag: str, answer) -> Response:
+    """304 when the page already holds this version (one cheap query), else the answer:
+    a page left open costs the database one query per poll while nothing changes."""
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(jsonable_encoder(views.finite(answer())), headers=headers)
+
+
+def _engine(request: Request):
+    return request.app.state.engine
+
+
+def _grace() -> float:
+    return worker_settings().lease_grace
+
+
+def _ids(text: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3], at most 10 runs."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"ids {text!r} must be run ids separated by commas (e.g. 1,2)") from None
+    if not 1 <= len(ids) <= 10 or not all(1 <= i <= parse.MAX_ID for i in ids):
+        raise ValueError("compare 1 to 10 runs by id (e.g. ids=1,2)")
+    return ids

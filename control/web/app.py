@@ -1,0 +1,94 @@
+"""The dashboard's app: static pages that read `/api/...`, `/metrics`, and error mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from control.errors import BrokerUnreachableError, ControlError
+from control.web import api, exporter
+from control.web.security import COOKIE, Guard
+from storage.errors import NotFound, StorageError, StorageUnavailable
+from worker.errors import WorkerError
+
+STATIC = Path(__file__).parent / "static"
+PAGES = {
+    "/": "runs.html",
+    "/compare": "compare.html",
+    "/cluster": "cluster.html",
+    "/api-docs": "apidocs.html",
+}
+HEADERS = {
+    # every script, style and image comes from this server: no CDN, no inline script
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+STATUS = (  # first match wins: error class -> HTTP status
+    (NotFound, 404),
+    (StorageUnavailable, 503),
+    (BrokerUnreachableError, 503),
+    (StorageError, 409),
+    (ControlError, 409),
+    (WorkerError, 409),
+    (ValueError, 400),
+    (typer.BadParameter, 400),
+)
+
+
+def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
+    """An app over `engine`; `queue_depth` () -> int reads the broker for /metrics."""
+    app = FastAPI(
+        title="gradq",
+        summary="Runs, stages, curves and actions of a gradq database.",
+        docs_url=None,  # FastAPI's Swagger and ReDoc pages load from a CDN: /api-docs instead
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.include_router(api.router(guard))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    for error, code in STATUS:
+        app.add_exception_handler(error, _handler(code))
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        response.headers.update(HEADERS)
+        return response
+
+    def page(name: str):
+        def serve(request: Request) -> Response:
+            guard.check_host(request)
+            if "token" in request.query_params:  # as Jupyter: trade the URL's token for a cookie
+                back = RedirectResponse(request.url.path, status_code=303)
+                if guard.holds_token(request):
+                    back.set_cookie(COOKIE, guard.token, httponly=True, samesite="strict")
+                return back
+            return FileResponse(STATIC / name)
+
+        return serve
+
+    for path, name in PAGES.items():
+        app.get(path, include_in_schema=False)(page(name))
+    app.get("/runs/{run_id}", include_in_schema=False)(page("run.html"))
+    app.get("/evaluate/{snapshot_id}", include_in_schema=False)(page("evaluate.html"))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(exporter.render(engine, queue_depth), media_type=exporter.CONTENT_TYPE)
+
+    return app
+
+
+def _handler(code: int):
+    def handle(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).splitlines()[0] if str(exc) else code}, code)
+
+    return handle

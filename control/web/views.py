@@ -1,0 +1,221 @@
+"""What the dashboard's pages show, as JSON-ready dicts, built from the CLI's own readers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from control import describe
+from storage import metrics, runs, snapshots, stages
+from storage.db import session_scope
+from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
+from worker import runspec
+from worker.core import evaluate as ev
+from worker.core import nn, snapshot
+
+MAX_POINTS = 5000  # per run and answer: a longer curve is thinned evenly, keeping its last point
+
+
+def runs_list(
+    engine: Engine, status: str | None = None, tag: str | None = None, name: str | None = None
+) -> list[dict]:
+    """The runs page: `gradq runs` rows plus progress, it/s and ETA of running stages."""
+    rows = describe.runs_rows(engine, None, status, tag, name)
+    with session_scope(engine, readonly=True) as s:
+        totals = dict(
+            (run_id, (done, total))
+            for run_id, done, total in s.execute(
+                select(Stage.run_id, func.sum(Stage.iterations_done), func.sum(Stage.iterations))
+                .where(Stage.status != StageStatus.CANCELLED)
+                .group_by(Stage.run_id)
+            )
+        )
+        running = s.scalars(select(Stage).where(Stage.status == StageStatus.RUNNING)).all()
+    rates: dict[int, tuple[float | None, float | None]] = {}
+    for x in running:
+        rates[x.run_id] = describe.progress(x)
+    for r in rows:
+        done, total = totals.get(r["id"], (0, 0))
+        r["progress"] = (done or 0) / total if total else None
+        r["rate"], r["eta_seconds"] = rates.get(r["id"], (None, None))
+        r["created_at"] = r["created_at"].isoformat()
+    return rows
+
+
+def thin(points: list, limit: int = MAX_POINTS) -> list:
+    """At most `limit` points spread evenly, always keeping the newest."""
+    if len(points) <= limit:
+        return points
+    step = math.ceil(len(points) / limit)
+    return [*points[::step][: limit - 1], points[-1]]
+
+
+def point_dict(p) -> dict:
+    return {
+        "iteration": p.iteration,
+        "train_acc": p.train_acc,
+        "dev_acc": p.dev_acc,
+        "loss": p.loss,
+        "lr": p.lr,
+    }
+
+
+def run_page(engine: Engine, run_id: int) -> dict:
+    """The run page: `gradq show --json`, its curve, snapshots, tags, notes and forks."""
+    d = describe.run_dict(engine, run_id)
+    with session_scope(engine, readonly=True) as s:
+        points = metrics.metrics_of(s, run_id)
+        snaps = snapshots.snapshots_of(s, run_id)
+        d["forks"] = _forks(s, run_id)
+    d["created_at"] = d["created_at"].isoformat()
+    for x in d["stages"]:
+        for key in ("started_at", "finished_at"):
+            x[key] = x[key].isoformat() if x[key] else None
+    d["points"] = [point_dict(p) for p in thin(points)]
+    d["snapshots"] = [
+        {"id": x.id, "iteration": x.iteration, "size": x.size, "sha256": x.sha256} for x in snaps
+    ]
+    return d
+
+
+def _forks(session, run_id: int, depth: int = 0) -> list[dict]:
+    """Runs forked from this run's snapshots, and theirs, as a tree (20 levels at most)."""
+    if depth >= 20:
+        return []
+    query = (
+        select(Run.id, Run.name, Snapshot.id, Snapshot.iteration)
+        .join(Snapshot, Snapshot.id == Run.parent_snapshot_id)
+        .where(Snapshot.run_id == run_id)
+        .order_by(Run.id)
+    )
+    return [
+        {
+            "run_id": r,
+            "name": name,
+            "snapshot_id": sid,
+            "iteration": it,
+            "forks": _forks(session, r, depth + 1),
+        }
+        for r, name, sid, it in session.execute(query)
+    ]
+
+
+def compare(engine: Engine, run_ids: list[int]) -> list[dict]:
+    """Several runs' curves and settings, for overlaying."""
+    out = []
+    for run_id in run_ids:
+        d = describe.run_dict(engine, run_id)
+        with session_scope(engine, readonly=True) as s:
+            points = metrics.metrics_of(s, run_id)
+        out.append(
+            {
+                "id": d["id"],
+                "name": d["name"],
+                "status": d["status"],
+                "best_dev_acc": d["best_dev_acc"],
+                "settings": d["settings"],
+                "schedule": [[x["lr"], x["iterations"]] for x in d["stages"]],
+                "points": [point_dict(p) for p in thin(points)],
+            }
+        )
+    return out
+
+
+def evaluate(engine: Engine, snapshot_id: int, split: str = "dev", examples: int = 8) -> dict:
+    """A snapshot on a split: accuracy per class, confusion matrix, a few misclassified digits."""
+    with session_scope(engine, readonly=True) as s:
+        row = snapshots.get_snapshot(s, snapshot_id)
+        blob = snapshots.get_snapshot_bytes(s, snapshot_id)
+        spec = runspec.RunSpec.of(runs.get_run(s, row.run_id))
+    state = snapshot.loads(blob, f"snapshot {snapshot_id}")
+    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype)
+    x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
+    if x is None or not len(y):
+        raise ValueError(f"run {spec.id}'s data has no {split} rows; try another split")
+    rep = ev.evaluate(state, x, y)
+    pred = nn.predict(state.params, state.arch, x.astype(state.arch.np_dtype, copy=False))
+    wrong = np.flatnonzero(pred != y)[:examples]
+    return {
+        "snapshot_id": snapshot_id,
+        "run_id": spec.id,
+        "iteration": row.iteration,
+        "split": split,
+        "count": rep.count,
+        "accuracy": rep.accuracy,
+        "per_class": [None if math.isnan(a) else a for a in rep.per_class],
+        "confusion": rep.confusion.tolist(),
+        "misclassified": [
+            {
+                "index": int(i),
+                "label": int(y[i]),
+                "predicted": int(pred[i]),
+                "pixels": [round(float(v) * 255) for v in x[i]],  # 784 grey levels, row-major
+            }
+            for i in wrong
+        ],
+    }
+
+
+def stage_counts(engine: Engine) -> dict[str, int]:
+    """Stages by status, as `gradq status` counts them."""
+    with session_scope(engine, readonly=True) as s:
+        rows = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
+    return {str(getattr(k, "value", k)): n for k, n in rows}
+
+
+def stage_of(engine: Engine, stage_id: int) -> int:
+    """The run a stage belongs to."""
+    with session_scope(engine, readonly=True) as s:
+        return stages.get_stage(s, stage_id).run_id
+
+
+def _version(session, *parts) -> str:
+    """An ETag from one SELECT of scalar subqueries: it changes when what they count does."""
+    row = session.execute(select(*(p.scalar_subquery() for p in parts))).one()
+    return '"' + "-".join(str(v) for v in row) + '"'
+
+
+def runs_version(engine: Engine) -> str:
+    """Changes whenever the runs page would: a run added or deleted, a stage moved, a tag."""
+    with session_scope(engine, readonly=True) as s:
+        return _version(
+            s,
+            select(func.count()).select_from(Run),
+            select(func.max(Run.id)),
+            select(func.count()).select_from(Stage),
+            select(func.max(Stage.updated_at)),
+            select(func.count()).select_from(RunTag),
+            select(func.coalesce(func.sum(func.length(RunTag.tag)), 0)),
+        )
+
+
+def run_version(engine: Engine, run_id: int) -> str:
+    """Changes whenever the run's page would: its stages, curve, snapshots, tags, notes, forks."""
+    with session_scope(engine, readonly=True) as s:
+        return _version(
+            s,
+            select(func.count()).select_from(Run),
+            select(func.count()).select_from(Stage).where(Stage.run_id == run_id),
+            select(func.max(Stage.updated_at)).where(Stage.run_id == run_id),
+            select(func.count()).select_from(Metric).where(Metric.run_id == run_id),
+            select(func.max(Metric.iteration)).where(Metric.run_id == run_id),
+            select(func.count()).select_from(Snapshot).where(Snapshot.run_id == run_id),
+            select(func.count()).select_from(RunTag).where(RunTag.run_id == run_id),
+            select(func.coalesce(func.sum(func.length(RunTag.tag)), 0)).where(
+                RunTag.run_id == run_id
+            ),
+            select(func.count()).select_from(RunNote).where(RunNote.run_id == run_id),
+        )
+
+
+def finite(value):
+    """The answer with NaN and infinities as null: strict JSON has no words for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
