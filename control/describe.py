@@ -10,6 +10,7 @@ from control.output import age, pct, table
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
+from worker import runspec
 
 
 def run_dict(engine: Engine, run_id: int) -> dict:
@@ -36,6 +37,7 @@ def run_dict(engine: Engine, run_id: int) -> dict:
             "dev_size": run.dev_size,
             "eval_every": run.eval_every,
             "snapshot_every": run.snapshot_every,
+            "optimizer": runspec.optimizer_of(run).describe(),
         },
         "parent_snapshot_id": run.parent_snapshot_id,
         "lineage": lineage,
@@ -64,6 +66,7 @@ def stage_dict(x) -> dict:
         "id": x.id,
         "position": x.position,
         "lr": x.lr,
+        "shape": x.shape,  # how the lr moves within the stage; "" is constant
         "iterations": x.iterations,
         "status": x.status.value,
         "iterations_done": x.iterations_done,
@@ -115,7 +118,7 @@ def stage_table(engine: Engine, run_id: int) -> None:
             [
                 x.position,
                 x.id,
-                f"{x.lr:g}",
+                lr_cell(x.lr, x.shape),
                 x.iterations,
                 x.status.value,
                 ends.get(x.id),
@@ -184,3 +187,8 @@ def runs_rows(engine: Engine, limit: int | None = None) -> list[dict]:
         }
         for r in summaries
     ]
+
+
+def lr_cell(lr: float, shape: str) -> str:
+    """A stage's lr as --stage writes it: '1', '0.05@cosine,warmup=100'."""
+    return f"{lr:g}@{shape}" if shape else f"{lr:g}"
