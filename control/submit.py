@@ -142,7 +142,11 @@ def train(
     """Create a run and queue its stages.
 
     Example: gradq train --stage 1.0:500 --stage 0.5:500 --watch   (the notebook's schedule)
-    Recipe (94.5 % test): gradq train --batch-size 64 --optimizer nesterov --stage 0.02:30e@cosine
+
+    Recipe (94.6 % test in ~10 s): gradq train --batch-size 64 --optimizer nesterov
+    --stage 0.02:30e@cosine --eval-every 922
+
+    A stage at chance accuracy, or whose loss keeps rising, fails as diverged.
     """
     specs = schedule_of(stage)
     init = init or ("uniform" if batch_size is None else "he")
