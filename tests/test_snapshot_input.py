@@ -117,7 +117,7 @@ def test_deflate_bomb_w1_is_refused_under_a_memory_cap(tmp_path: Path) -> None:
     code = (
         "import resource, sys\n"
         f"resource.setrlimit(resource.RLIMIT_AS, ({LIMIT}, {LIMIT}))\n"
-        "from worker import snapshot\n"
+        "from worker.core import snapshot\n"
         "from worker.errors import SnapshotError\n"
         "try:\n"
         "    snapshot.loads(open(sys.argv[1], 'rb').read(), 'snapshot 3')\n"
