@@ -264,7 +264,9 @@ def sweep(
     ] = None,
     seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     batch_size: Annotated[int | None, typer.Option(min=1, max=MAX, help="Mini-batch size.")] = None,
-    init: Annotated[str, typer.Option(help="uniform or he.")] = "uniform",
+    init: Annotated[
+        str | None, typer.Option(help="uniform or he (default: he with --batch-size).")
+    ] = None,
     data: Annotated[str, typer.Option(help="'mnist' or a path.")] = "mnist",
     dev_size: Annotated[int, typer.Option(min=0, max=MAX, help="Dev rows.")] = 1000,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
@@ -282,6 +284,7 @@ def sweep(
     grid = list(itertools.product(hidden or ["10,10"], act or [None], lrs, seeds))
     if len(grid) > 500:
         raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+    init = init or ("uniform" if batch_size is None else "he")
     archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
     dataset = service.dataset_spec(data)
     service.check_data(dataset, dev_size)
