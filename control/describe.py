@@ -10,6 +10,7 @@ from control.output import age, pct, table
 from storage import bookkeeping, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
+from worker import runspec
 
 
 def run_dict(engine: Engine, run_id: int) -> dict:
@@ -38,6 +39,7 @@ def run_dict(engine: Engine, run_id: int) -> dict:
             "dev_size": run.dev_size,
             "eval_every": run.eval_every,
             "snapshot_every": run.snapshot_every,
+            "optimizer": runspec.optimizer_of(run).describe(),
         },
         "parent_snapshot_id": run.parent_snapshot_id,
         "lineage": lineage,
@@ -68,6 +70,7 @@ def stage_dict(x) -> dict:
         "id": x.id,
         "position": x.position,
         "lr": x.lr,
+        "shape": x.shape,  # how the lr moves within the stage; "" is constant
         "iterations": x.iterations,
         "status": x.status.value,
         "iterations_done": x.iterations_done,
@@ -119,7 +122,7 @@ def stage_table(engine: Engine, run_id: int) -> None:
             [
                 x.position,
                 x.id,
-                f"{x.lr:g}",
+                lr_cell(x.lr, x.shape),
                 x.iterations,
                 x.status.value,
                 ends.get(x.id),
@@ -197,3 +200,8 @@ def runs_rows(
         }
         for r in summaries
     ]
+
+
+def lr_cell(lr: float, shape: str) -> str:
+    """A stage's lr as --stage writes it: '1', '0.05@cosine,warmup=100'."""
+    return f"{lr:g}@{shape}" if shape else f"{lr:g}"

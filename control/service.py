@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from control import connections
+from control import connections, learning
 from control.errors import BadOptionError, RunRefusedError
 from storage import reaper, runs, snapshots, stages
 from storage.db import session_scope
@@ -69,8 +69,9 @@ def check_cadence(eval_every: int, snapshot_every: int | None) -> None:
 def create(
     engine: Engine,
     opts: RunOptions,
-    schedule: list[tuple[float, int]],
+    schedule: list[tuple[float, int, str]],
     parent_snapshot_id: int | None = None,
+    optimizer: dict | None = None,
 ) -> int:
     """Store a run and its schedule, on the queue this shell submits to."""
     a = opts.arch
@@ -97,6 +98,7 @@ def create(
             parent_snapshot_id=parent_snapshot_id,
             stages=schedule,
             queue=queues[0],
+            optimizer=optimizer,
         )
 
 
@@ -113,11 +115,13 @@ def enqueue(engine: Engine, run_id: int) -> list[int]:
     return ids
 
 
-def fork(engine: Engine, snapshot_id: int, schedule: list[tuple[float, int]], **changes) -> int:
-    """A new run that starts from any snapshot, with its parent's settings unless changed."""
+def fork(engine: Engine, snapshot_id: int, specs: list, reset: bool = False, **changes) -> int:
+    """A new run that starts from any snapshot, with its parent's settings (optimizer and its
+    state included, unless `reset`) unless changed."""
     with session_scope(engine, readonly=True) as s:
         snap = snapshots.get_snapshot(s, snapshot_id)
         parent = runs.get_run(s, snap.run_id)
+        rule = {key: getattr(parent, key) for key in runs.OPTIMIZER_COLUMNS}
         opts = RunOptions(
             arch=nn.Arch(parent.hidden, parent.activation_names, parent.init, parent.dtype),
             seed=parent.seed,
@@ -129,10 +133,20 @@ def fork(engine: Engine, snapshot_id: int, schedule: list[tuple[float, int]], **
             name=f"fork of run {parent.id} at {snap.iteration}",
         )
     opts = replace(opts, **{k: v for k, v in changes.items() if v is not None})
-    return create(engine, opts, schedule, parent_snapshot_id=snapshot_id)
+    schedule = learning.resolve(specs, opts.batch_size, opts.dataset, opts.dev_size)
+    rule["reset_optimizer"] = reset
+    return create(engine, opts, schedule, parent_snapshot_id=snapshot_id, optimizer=rule)
 
 
-def extend(engine: Engine, run_id: int, schedule: list[tuple[float, int]]) -> list[int]:
+def resolve_for_run(engine: Engine, run_id: int, specs: list) -> list[tuple[float, int, str]]:
+    """Stages for `continue`: epochs count the run's own batches."""
+    with session_scope(engine, readonly=True) as s:
+        run = runs.get_run(s, run_id)
+        batch_size, dataset, dev_size = run.batch_size, run.dataset, run.dev_size
+    return learning.resolve(specs, batch_size, dataset, dev_size)
+
+
+def extend(engine: Engine, run_id: int, schedule: list[tuple[float, int, str]]) -> list[int]:
     """Append stages to a run that can still go on (not failed or cancelled)."""
     with session_scope(engine) as s:
         existing = stages.stages_of(s, run_id)

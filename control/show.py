@@ -85,7 +85,7 @@ def _print_run(out: Console, d: dict) -> None:
     out.print(
         f"  net 784-{'-'.join(map(str, settings['hidden']))}-10 "
         f"{','.join(settings['activations'])}, init {settings['init']}, {settings['dtype']}, "
-        f"seed {settings['seed']}, {batch}"
+        f"seed {settings['seed']}, {batch}, {settings['optimizer']}"
     )
     out.print(
         f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
@@ -113,7 +113,7 @@ def _print_stages(rows: list[dict]) -> None:
             [
                 x["position"],
                 x["id"],
-                f"{x['lr']:g}",
+                describe.lr_cell(x["lr"], x["shape"]),
                 x["iterations"],
                 x["status"],
                 x["iterations_done"],
@@ -242,9 +242,17 @@ def plot(
             alpha=0.6,
             label=f"run {r} train",
         )
-        for x in st[1:]:
+        for x in st:
             if x.start_iteration is not None:
                 ax.axvline(x.start_iteration, color=line.get_color(), alpha=0.3, linestyle=":")
+                ax.text(  # each stage's lr and shape, along its start line
+                    x.start_iteration,
+                    0.02,
+                    describe.lr_cell(x.lr, x.shape),
+                    rotation=90,
+                    fontsize=7,
+                    transform=ax.get_xaxis_transform(),
+                )
     ax.set_xlabel("iteration")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from control import connections, describe, service, submit, workers
+from control import connections, describe, learning, service, submit, workers
 from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
 from control.watch import follow
@@ -316,7 +316,7 @@ def demo(
             dataset=dataset,
             name="demo: the notebook's schedule",
         )
-        run_id = service.create(engine, opts, plan)
+        run_id = service.create(engine, opts, learning.resolve(plan, None, dataset, 1000))
         service.enqueue(engine, run_id)
         typer.echo(
             f"run {run_id} queued; following it (Ctrl-C stops here; `gradq up` later resumes "

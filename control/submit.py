@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from control import connections, describe, parse, service
+from control import connections, describe, learning, parse, service
 from control.errors import BadOptionError, RunRefusedError
 from control.output import print_json, table
 from control.watch import follow
@@ -16,9 +16,7 @@ from worker.core import nn
 
 StageOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        "--stage", "-s", help="LR:ITERS, repeatable, run in order (e.g. 1.0:500); at most 1000."
-    ),
+    typer.Option("--stage", "-s", help=learning.STAGE_HELP),
 ]
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it ends.")]
 Local = Annotated[bool, typer.Option("--local", help="Train in this process; no broker needed.")]
@@ -28,12 +26,12 @@ MAX = 2**31 - 1  # what an integer column holds on every backend
 
 def schedule_of(
     stage: list[str] | None, default: str | None = "1.0:500"
-) -> list[tuple[float, int]]:
+) -> list[learning.StageSpec]:
     texts = stage or ([default] if default else [])
     if not texts:
         raise typer.BadParameter("give at least one --stage LR:ITERS (e.g. --stage 0.5:500)")
     try:
-        return parse.schedule(texts)
+        return learning.schedule(texts)
     except typer.BadParameter as e:
         raise typer.BadParameter(str(e), param_hint="'--stage'") from None
 
@@ -101,7 +99,13 @@ def train(
     act: Annotated[
         str | None, typer.Option(help="Activation per hidden layer: relu, sigmoid, tanh.")
     ] = None,
-    init: Annotated[str, typer.Option(help="uniform (the notebook's) or he.")] = "uniform",
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="uniform (the notebook's; default for full batch) or he (default with "
+            "--batch-size: uniform starts mini-batch SGD slowly)."
+        ),
+    ] = None,
     dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
     batch_size: Annotated[
         int | None,
@@ -129,13 +133,25 @@ def train(
     watch: Watch = False,
     local: Local = False,
     as_json: Json = False,
+    optimizer: learning.OptimizerOpt = "sgd",
+    momentum: learning.MomentumOpt = 0.9,
+    betas: learning.BetasOpt = "0.9,0.999",
+    eps: learning.EpsOpt = 1e-8,
+    weight_decay: learning.DecayOpt = 0.0,
 ) -> None:
     """Create a run and queue its stages.
 
-    Example: gradq train --stage 1.0:500 --stage 0.5:500 --watch
+    Example: gradq train --stage 1.0:500 --stage 0.5:500 --watch   (the notebook's schedule)
+
+    Recipe (94.6 % test in ~10 s): gradq train --batch-size 64 --optimizer nesterov
+    --stage 0.02:30e@cosine --eval-every 922
+
+    A stage at chance accuracy, or whose loss keeps rising, fails as diverged.
     """
-    plan = schedule_of(stage)
+    specs = schedule_of(stage)
+    init = init or ("uniform" if batch_size is None else "he")
     arch = _arch(hidden, act, init, dtype)
+    rule = learning.optimizer(optimizer, momentum, betas, eps, weight_decay)
     try:
         service.check_cadence(eval_every, snapshot_every)
     except BadOptionError as e:
@@ -151,10 +167,11 @@ def train(
         name=name,
     )
     service.check_data(opts.dataset, dev_size)
+    plan = learning.resolve(specs, batch_size, opts.dataset, dev_size)
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
-    run_id = service.create(engine, opts, plan)
+    run_id = service.create(engine, opts, plan, optimizer=rule)
     sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
 
@@ -189,10 +206,11 @@ def continue_(
     Example: gradq continue 3 --stage 0.5:500   |   gradq continue --local 3 (after Ctrl-C)
     """
     parse.ident(run, "run")
-    plan = schedule_of(stage, default=None) if stage else []
+    specs = schedule_of(stage, default=None) if stage else []
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
+    plan = service.resolve_for_run(engine, run, specs) if specs else []
     if plan:
         service.extend(engine, run, plan)
     resumed = service.resume_run(engine, run)
@@ -211,6 +229,10 @@ def fork(
     batch_size: Annotated[
         int | None, typer.Option(help="Change the batch size.", min=1, max=MAX)
     ] = None,
+    reset_optimizer: Annotated[
+        bool,
+        typer.Option(help="Start the optimizer's velocities/moments from zero, not the parent's."),
+    ] = False,
     watch: Watch = False,
     local: Local = False,
     as_json: Json = False,
@@ -220,11 +242,13 @@ def fork(
     Example: gradq fork 12 --stage 0.25:1000 --name finer
     """
     parse.ident(snapshot, "snapshot")
-    plan = schedule_of(stage, default=None)
+    specs = schedule_of(stage, default=None)
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
-    run_id = service.fork(engine, snapshot, plan, name=name, batch_size=batch_size)
+    run_id = service.fork(
+        engine, snapshot, specs, name=name, batch_size=batch_size, reset=reset_optimizer
+    )
     sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
 
@@ -240,7 +264,9 @@ def sweep(
     ] = None,
     seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
     batch_size: Annotated[int | None, typer.Option(min=1, max=MAX, help="Mini-batch size.")] = None,
-    init: Annotated[str, typer.Option(help="uniform or he.")] = "uniform",
+    init: Annotated[
+        str | None, typer.Option(help="uniform or he (default: he with --batch-size).")
+    ] = None,
     data: Annotated[str, typer.Option(help="'mnist' or a path.")] = "mnist",
     dev_size: Annotated[int, typer.Option(min=0, max=MAX, help="Dev rows.")] = 1000,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
@@ -258,6 +284,7 @@ def sweep(
     grid = list(itertools.product(hidden or ["10,10"], act or [None], lrs, seeds))
     if len(grid) > 500:
         raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+    init = init or ("uniform" if batch_size is None else "he")
     archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
     dataset = service.dataset_spec(data)
     service.check_data(dataset, dev_size)

@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Enum,
     Float,
@@ -105,6 +106,15 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow(), server_default=SERVER_NOW
     )
+    # The update rule (worker/core/optim.py), the same for every stage of the run.
+    optimizer: Mapped[str] = mapped_column(String(16), default="sgd", server_default="sgd")
+    momentum: Mapped[float] = mapped_column(Float, default=0.9, server_default="0.9")
+    beta1: Mapped[float] = mapped_column(Float, default=0.9, server_default="0.9")  # adam
+    beta2: Mapped[float] = mapped_column(Float, default=0.999, server_default="0.999")  # adam
+    eps: Mapped[float] = mapped_column(Float, default=1e-8, server_default="1e-08")  # adam
+    weight_decay: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # L2
+    # A fork that starts its optimizer from zero instead of the parent snapshot's state.
+    reset_optimizer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -149,6 +159,9 @@ class Stage(Base):
     position: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in the run's schedule
     lr: Mapped[float] = mapped_column(Float)
     iterations: Mapped[int] = mapped_column(Integer)
+    # How the lr moves within the stage (worker/core/schedule.py): "" constant, "cosine",
+    # "step,every=300,gamma=0.1", "linear,warmup=100", ...
+    shape: Mapped[str] = mapped_column(String(80), default="", server_default="")
     status: Mapped[StageStatus] = mapped_column(
         Enum(
             StageStatus,

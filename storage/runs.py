@@ -1,6 +1,6 @@
 """Runs: create a lineage with its lr schedule, append stages, read runs back with a summary."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +11,15 @@ from storage.errors import NotFound
 from storage.models import Metric, Run, Snapshot, Stage, StageStatus
 
 INITS = ("uniform", "he")
+OPTIMIZER_COLUMNS = (
+    "optimizer",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "reset_optimizer",
+)
 DTYPES = ("float32", "float64")
 MAX_STAGES = 1000  # per run: 10,000 one-iteration stages took 0.8 s each (issue 11)
 
@@ -51,10 +60,12 @@ def create_run(
     snapshot_every: int,
     batch_size: int | None = None,
     parent_snapshot_id: int | None = None,
-    stages: Sequence[tuple[float, int]] = (),
+    stages: Sequence[tuple[float, int] | tuple[float, int, str]] = (),
     queue: str = "gradq",
+    optimizer: Mapping[str, str | float | bool] | None = None,
 ) -> int:
-    """Insert a run and its schedule [(lr, iterations), ...]; a fork starts at its parent."""
+    """Insert a run and its schedule [(lr, iterations[, shape]), ...]; a fork starts at its
+    parent. `optimizer` sets the columns of OPTIMIZER_COLUMNS (plain SGD when absent)."""
     _check_run(hidden_sizes, activations, init, dtype, dev_size, eval_every, snapshot_every)
     if batch_size is not None and batch_size <= 0:
         raise ValueError(f"batch_size must be positive or None (full batch), got {batch_size}")
@@ -75,6 +86,10 @@ def create_run(
         parent_snapshot_id=parent_snapshot_id,
         queue=queue,
     )
+    for key, value in (optimizer or {}).items():
+        if key not in OPTIMIZER_COLUMNS:
+            raise ValueError(f"unknown optimizer setting {key!r}; use {OPTIMIZER_COLUMNS}")
+        setattr(run, key, value)
     session.add(run)
     session.flush()
     add_stages(session, run.id, stages)
@@ -108,9 +123,12 @@ def _check_run(
         )
 
 
-def add_stages(session: Session, run_id: int, schedule: Sequence[tuple[float, int]]) -> list[int]:
-    """Append stages at the end of the run's schedule; returns their ids in order."""
-    for lr, iterations in schedule:
+def add_stages(
+    session: Session, run_id: int, schedule: Sequence[tuple[float, int] | tuple[float, int, str]]
+) -> list[int]:
+    """Append stages [(lr, iterations[, shape])] at the end of the run's schedule; returns
+    their ids in order."""
+    for lr, iterations, *_ in schedule:
         if not lr > 0 or iterations <= 0:
             raise ValueError(f"a stage needs lr > 0 and iterations > 0, got ({lr}, {iterations})")
     run = get_run(session, run_id)
@@ -125,9 +143,10 @@ def add_stages(session: Session, run_id: int, schedule: Sequence[tuple[float, in
         )
     start_snapshot_id, start_iteration = _start_after(session, run, last)
     stages = []
-    for lr, iterations in schedule:
+    for lr, iterations, *shape in schedule:
         position += 1
         stage = Stage(run_id=run_id, position=position, lr=float(lr), iterations=int(iterations))
+        stage.shape = shape[0] if shape else ""
         if not stages:  # only the first new stage can know its start now
             stage.start_snapshot_id = start_snapshot_id
             stage.start_iteration = start_iteration

@@ -23,6 +23,7 @@ from storage.errors import LeaseLost, StorageError, StorageUnavailable
 from storage.models import Stage, StageRequest, StageStatus
 from storage.stages import Outcome
 from worker import runspec
+from worker.core import schedule as shapes
 from worker.core import snapshot, train
 from worker.errors import SnapshotError, WorkerError
 from worker.settings import Settings
@@ -47,11 +48,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def schedule(run_stages: list[Stage], base: int) -> list[tuple[int, int, float]]:
-    """[(first, end, lr)] global iteration ranges of each stage, from the run's base iteration."""
+Plan = list[tuple[int, int, float, shapes.Shape]]
+
+
+def schedule(run_stages: list[Stage], base: int) -> Plan:
+    """[(first, end, lr, shape)] global iteration ranges of each stage, from the run's base."""
     out, at = [], base
     for s in run_stages:
-        out.append((at, at + s.iterations, s.lr))
+        out.append((at, at + s.iterations, s.lr, shapes.parse(s.shape or "constant")))
         at += s.iterations
     return out
 
@@ -218,8 +222,10 @@ def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.Sta
         else:
             blob = None
     if blob is None:
-        return train.new_state(run.arch, run.seed, run.batch_size)
+        return train.new_state(run.arch, run.seed, run.batch_size, run.optimizer)
     state = snapshot.loads(blob, where)
+    # a fork keeps its parent's optimizer state unless it asked for a reset or another optimizer
+    train.use_optimizer(state, run.optimizer, reset=run.reset_optimizer and snap is None)
     if state.arch != run.arch:
         raise SnapshotError(f"{where} holds a {state.arch} network; run {run.id} trains {run.arch}")
     state.seed, state.batch_size = run.seed, run.batch_size  # a fork may change the batch size
@@ -240,7 +246,7 @@ def _train_slice(engine: Engine, settings: Settings, stage_id: int, wid: str) ->
 
 
 def _train_held(
-    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
+    job: Slice, run: runspec.RunSpec, position: int, plan: Plan, base: int
 ) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     settings = job.settings
@@ -248,9 +254,9 @@ def _train_held(
         run.dataset, run.dev_size, run.arch.dtype, settings.data_dir, settings.cache_dir
     )
     state = _resume(job, run, position, plan, base)
-    on_point = _point_taker(job, run, ends={end for _, end, _ in plan}, begin=state.iteration)
+    on_point = _point_taker(job, run, ends={end for _, end, _, _ in plan}, begin=state.iteration)
     # replay earlier stages' ranges if the newest good snapshot lies before this stage
-    for _, seg_end, lr in plan[:position]:
+    for seg_first, seg_end, lr, shape in plan[:position]:
         if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
             continue
         train.train(
@@ -261,16 +267,16 @@ def _train_held(
             eval_every=run.eval_every,
             on_point=on_point,
             should_stop=job.stop_asked,
+            shape=shape,
+            first=seg_first,
         )
     job.check()
     return _finish(job, run, state, plan[position - 1][1])
 
 
-def _resume(
-    job: Slice, run: runspec.RunSpec, position: int, plan: list[tuple[int, int, float]], base: int
-) -> train.State:
+def _resume(job: Slice, run: runspec.RunSpec, position: int, plan: Plan, base: int) -> train.State:
     """The state the slice starts from, marked begun in storage (iteration 0 stored once)."""
-    first, target, _ = plan[position - 1]
+    first, target, _, _ = plan[position - 1]
     state = _start_state(job.engine, run, target)
     if state.iteration < first and position > 1:
         log.warning(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from storage.models import Run
-from worker.core import nn
+from worker.core import nn, optim
 from worker.data import mnist
 from worker.errors import DataError
 
@@ -28,6 +28,8 @@ class RunSpec:
     snapshot_every: int
     parent_snapshot_id: int | None
     queue: str
+    optimizer: optim.Optimizer = field(default_factory=optim.Optimizer)
+    reset_optimizer: bool = False  # a fork whose optimizer starts from zero state
 
     @classmethod
     def of(cls, run: Run) -> RunSpec:
@@ -43,7 +45,16 @@ class RunSpec:
             run.snapshot_every,
             run.parent_snapshot_id,
             run.queue,
+            optimizer_of(run),
+            bool(run.reset_optimizer),
         )
+
+
+def optimizer_of(run: Run) -> optim.Optimizer:
+    """The run's update rule from its columns."""
+    return optim.Optimizer(
+        run.optimizer, run.momentum, run.beta1, run.beta2, run.eps, run.weight_decay
+    )
 
 
 def resolve_dataset(dataset: str, data_dir: Path) -> Path:

@@ -1,9 +1,11 @@
 """Snapshots: a training State as `.npz` bytes (no pickle), and back.
 
-The archive holds one `.npy` member per parameter (W1, b1, ...) and `meta`, a JSON text array with
-the architecture, iteration, seed and batch size. Members are written with a fixed timestamp so
-the same state always gives the same bytes and the same sha256: a resumed slice that re-saves an
-iteration reproduces the stored snapshot exactly.
+The archive holds one `.npy` member per parameter (W1, b1, ...), one per optimizer slot
+(`opt_v_W1`, or `opt_m_W1` and `opt_v_W1` for adam, ...) and `meta`, a JSON text with the
+architecture, iteration, seed, batch size and optimizer (its settings and steps taken). A snapshot
+without optimizer fields (written before there were optimizers) is plain SGD with no state.
+Members are written with a fixed timestamp so the same state always gives the same bytes and the
+same sha256: a resumed slice that re-saves an iteration reproduces the stored snapshot exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from worker.core import archive, limits, nn
+from worker.core import archive, limits, nn, optim
 from worker.core.train import State
 from worker.errors import SnapshotError
 
@@ -43,12 +45,33 @@ def meta_of(state: State) -> dict:
         "iteration": state.iteration,
         "seed": state.seed,
         "batch_size": state.batch_size,
+        **_optimizer_meta(state),
+    }
+
+
+def _optimizer_meta(state: State) -> dict:
+    """Plain SGD adds nothing, so its snapshots keep the bytes they had before optimizers."""
+    o = state.optimizer
+    if o == optim.Optimizer():
+        return {}
+    return {
+        "optimizer": {
+            "name": o.name,
+            "momentum": o.momentum,
+            "beta1": o.beta1,
+            "beta2": o.beta2,
+            "eps": o.eps,
+            "weight_decay": o.weight_decay,
+            "steps": state.slots.steps,
+        }
     }
 
 
 def dumps(state: State) -> bytes:
     """The state as deterministic `.npz` bytes."""
     arrays = dict(zip(state.arch.names(), state.params, strict=True))
+    names = optim.slot_names(state.optimizer, state.arch.names())
+    arrays.update(zip(names, state.slots.arrays, strict=True))
     arrays["meta"] = np.array(json.dumps(meta_of(state), sort_keys=True))  # 0-d unicode, no pickle
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
@@ -70,6 +93,10 @@ def loads(blob: bytes, where: str = "snapshot") -> State:
         raise SnapshotError(f"{where}: no meta member; not a gradq snapshot") from None
     state = _state_of(meta_text, where)
     shapes = dict(zip(state.arch.names(), state.arch.shapes(), strict=True))
+    param_shapes = dict(shapes)
+    slot_names = optim.slot_names(state.optimizer, state.arch.names())
+    per = state.optimizer.slots_per_param
+    shapes.update((n, state.arch.shapes()[i // per]) for i, n in enumerate(slot_names))
 
     def plan(h: archive.Header) -> bool | str:
         if h.name not in shapes:
@@ -87,7 +114,8 @@ def loads(blob: bytes, where: str = "snapshot") -> State:
             raise SnapshotError(
                 f"{where}: {name} is missing; expected {state.arch.dtype}{list(shape)}"
             )
-    state.params = [np.ascontiguousarray(arrays[name]) for name in shapes]
+    state.params = [np.ascontiguousarray(arrays[name]) for name in param_shapes]
+    state.slots.arrays = [np.ascontiguousarray(arrays[name]) for name in slot_names]
     return state
 
 
@@ -121,10 +149,28 @@ def _state_of(text: str, where: str) -> State:
         arch = nn.Arch(hidden, tuple(acts), str(meta["init"]), str(meta["dtype"]), n_in, n_out)
         iteration, seed = _whole(meta, "iteration", 0, _INT_MAX), _whole(meta, "seed", 0, _INT_MAX)
         batch = None if meta["batch_size"] is None else _whole(meta, "batch_size", 1, _INT_MAX)
+        opt, steps = _optimizer_of(meta.get("optimizer"))
     except (KeyError, TypeError, ValueError, RecursionError) as e:
         text = " ".join(str(e).split())[:200] or type(e).__name__
         raise SnapshotError(f"{where}: missing or invalid metadata ({text})") from e
-    return State(arch, [], iteration, seed, batch)
+    return State(arch, [], iteration, seed, batch, opt, optim.Slots(steps, []))
+
+
+def _optimizer_of(o: object) -> tuple[optim.Optimizer, int]:
+    """The optimizer and its step count from meta; none (an older snapshot) is plain SGD."""
+    if o is None:
+        return optim.Optimizer(), 0
+    if not isinstance(o, dict):
+        raise ValueError("optimizer is not a JSON object")
+    coefs = {}
+    for key in ("momentum", "beta1", "beta2", "eps", "weight_decay"):
+        v = o[key]
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"optimizer {key} {str(v)[:40]} is not a number")
+        coefs[key] = float(v)
+    if not isinstance(o["name"], str):
+        raise ValueError("optimizer name is not a text")
+    return optim.Optimizer(o["name"], **coefs), _whole(o, "steps", 0, _INT_MAX)
 
 
 def _whole(meta: dict, key: str, low: int, high: int) -> int:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from worker.core import nn
+from worker.core import nn, optim, schedule
+from worker.core.divergence import Watch
 from worker.core.pool import Pool
 from worker.errors import DivergedError
 
@@ -38,6 +39,8 @@ class State:
     iteration: int = 0  # updates applied so far, over all stages
     seed: int = 0  # drew the initial parameters and drives the mini-batch order
     batch_size: int | None = None  # None = full batch
+    optimizer: optim.Optimizer = field(default_factory=optim.Optimizer)  # plain SGD by default
+    slots: optim.Slots = field(default_factory=optim.Slots)  # its velocities or moments, if any
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,30 @@ OnPoint = Callable[[State, Point], bool | None]  # return True to stop after thi
 ShouldStop = Callable[[State], bool]  # asked every iteration; True stops before the next update
 
 
-def new_state(arch: nn.Arch, seed: int = 0, batch_size: int | None = None) -> State:
-    """A fresh network, initialised from `seed`."""
+def new_state(
+    arch: nn.Arch,
+    seed: int = 0,
+    batch_size: int | None = None,
+    optimizer: optim.Optimizer | None = None,
+) -> State:
+    """A fresh network, initialised from `seed`, with zero optimizer state."""
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch size {batch_size} must be at least 1 (or none for full batch)")
     rng = np.random.default_rng(seed)
-    return State(arch, nn.init_params(arch, rng), 0, seed, batch_size)
+    params = nn.init_params(arch, rng)
+    opt = optimizer or optim.Optimizer()
+    return State(arch, params, 0, seed, batch_size, opt, optim.new_slots(opt, params))
+
+
+def use_optimizer(state: State, opt: optim.Optimizer, reset: bool = False) -> None:
+    """Train on with `opt`: its state is kept if the snapshot had the same optimizer, else zero."""
+    if (
+        reset
+        or state.optimizer != opt
+        or len(state.slots.arrays) != opt.slots_per_param * len(state.params)
+    ):
+        state.slots = optim.new_slots(opt, state.params)
+    state.optimizer = opt
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -102,6 +123,8 @@ def train(
     on_point: OnPoint | None = None,
     should_stop: ShouldStop | None = None,
     threads: int | None = None,
+    shape: schedule.Shape = schedule.CONSTANT,
+    first: int | None = None,
 ) -> State:
     """Update `state` in place until `until` global iterations are done, or a callback stops it.
 
@@ -110,6 +133,9 @@ def train(
     reported, so the caller's last saved snapshot is the last finite one.
     `threads` compute the row blocks (default: the BLAS thread limit in force, which
     GRADQ_THREADS sets on a worker); the result is the same bits for any number.
+    The stage runs from global iteration `first` (default: where the state is) to `until`; the
+    lr of each step is schedule.lr_at(lr, shape, i - first, until - first), so it depends on
+    the iteration only. A stage stuck at chance or with a climbing loss raises DivergedError too.
     """
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate {lr} must be a positive finite number")
@@ -117,7 +143,15 @@ def train(
         raise ValueError(f"eval_every {eval_every} must be at least 1")
     check_data(state, data)
     arch, params = state.arch, state.params
-    step = arch.np_dtype.type(lr)  # the lr in the params' dtype: float32 stays float32
+    first = state.iteration if first is None else first
+    problem = schedule.check(shape, until - first)
+    if problem:
+        raise ValueError(problem)
+
+    def lr_of(i: int) -> float:
+        return schedule.lr_at(lr, shape, i - first, until - first)
+
+    watch = Watch(arch.n_out, start=first)
     n = len(data.x_train)
     full = state.batch_size is None or state.batch_size >= n
     batches = 1 if full else math.ceil(n / state.batch_size)
@@ -141,9 +175,12 @@ def train(
             train_acc=stats.correct / stats.count,
             dev_acc=accuracy(params, arch, data.x_dev, data.y_dev, pool),
             loss=loss,
-            lr=float(lr),
+            lr=lr_of(max(first, state.iteration - 1)),  # the lr of the step that led here
             wall=time.perf_counter() - t0,
         )
+        why = watch.see(p.iteration, p.loss, p.dev_acc) if len(data.y_dev) else ""
+        if why:
+            raise DivergedError(f"diverged: {why} at lr {lr}; lower the learning rate")
         return bool(on_point(state, p)) if on_point is not None else False
 
     with Pool(threads) as pool:
@@ -173,8 +210,7 @@ def train(
                 idx = order[pos * state.batch_size : (pos + 1) * state.batch_size]
                 batch = nn.rows(data.x_train[idx], data.y_train[idx])  # one block unless large
                 grads = nn.gradients(params, arch, batch, running, pool)
-            for p, g in zip(params, grads, strict=True):
-                p -= step * g
+            optim.step(state.optimizer, params, grads, state.slots, lr_of(i))
             state.iteration = i + 1
         if state.iteration > start:
             exact = full or running.count == 0
