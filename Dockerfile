@@ -25,7 +25,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 extra = p['optional-dependencies']; \
-print('\n'.join(p['dependencies'] + extra['postgres'] + extra['flower']))" > /tmp/requirements.txt \
+print('\n'.join(p['dependencies'] + extra['postgres'] + extra['flower'] + extra['web']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
 # ---- test: the runtime dependencies + the test and plot extras (as scripts/test.sh installs),

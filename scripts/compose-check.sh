@@ -5,7 +5,8 @@
 #      has no gap or duplicate, the snapshots equal those of run 1 (same settings) byte for byte;
 #   3. `docker-compose restart redis` mid-stage: the run completes, nothing lost or doubled;
 #   4. the `tests` service runs the queue and fault tests against the stack's Redis and PostgreSQL;
-#   5. `flower` (profile monitor) answers.
+#   5. `flower` (profile monitor) answers;
+#   6. the dashboard `ui` (profile ui) lists the runs through its API and serves /metrics.
 # Where no Docker engine answers it starts dockerd (installing Debian's docker.io first when root
 # on a Debian-like host); where the official images can't be pulled it builds stand-ins
 # (scripts/compose-standins.sh). MNIST comes from $GRADQ_DATA_DIR, copied into the data volume.
@@ -25,7 +26,7 @@ DATA_DIR=${GRADQ_DATA_DIR:-}
 TESTS=${GRADQ_CHECK_TESTS:-tests/test_cli_queue.py tests/test_faults.py tests/test_worker.py}
 STANDINS=${GRADQ_CHECK_STANDINS:-auto}
 STATE=$(mktemp -d /tmp/gradq-compose-check.XXXXXX)
-COMPOSE=(docker-compose --profile tools --profile test --profile monitor)
+COMPOSE=(docker-compose --profile tools --profile test --profile monitor --profile ui)
 T0=$(date +%s)
 DOCKERD_PID=""
 STACK_UP=0
@@ -249,6 +250,24 @@ flower() {
   false
 }
 
+ui() {
+  "${COMPOSE[@]}" up -d ui >"$STATE/ui.log" 2>&1 || { cat "$STATE/ui.log"; return 1; }
+  # the runs the checks made, through its JSON API, and its Prometheus metrics
+  local get='import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())'
+  local runs="" metrics=""
+  for _ in $(seq 60); do
+    [ -n "$runs" ] || runs=$("${COMPOSE[@]}" exec -T ui python -c "$get" \
+      http://127.0.0.1:8765/api/runs 2>/dev/null | grep -o '"id":' | wc -l | grep -v '^0$')
+    [ -z "$runs" ] || metrics=$("${COMPOSE[@]}" exec -T ui python -c "$get" \
+      http://127.0.0.1:8765/metrics 2>/dev/null | grep -c '^gradq_')
+    [ -n "$metrics" ] && [ "$metrics" != 0 ] &&
+      { echo "ui: /api/runs lists $runs runs, /metrics has $metrics gradq samples"; return 0; }
+    sleep 1
+  done
+  "${COMPOSE[@]}" logs --tail 20 ui
+  false
+}
+
 have_data() {
   local file
   for file in train-images-idx3 train-labels-idx1 t10k-images-idx3 t10k-labels-idx1; do
@@ -268,3 +287,4 @@ step "2. SIGKILL of the training worker container" kill_run
 step "3. docker-compose restart redis mid-stage" redis_restart_run
 step "4. tests service: $TESTS" stack_tests
 step "5. flower (profile monitor) answers" flower
+step "6. the dashboard (profile ui) lists the runs and exports metrics" ui

@@ -21,8 +21,8 @@ from fixtures_services import require
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-PROFILES = ("tools", "test", "monitor")
-SERVICES = {"redis", "postgres", "worker", "control", "tests", "flower"}
+PROFILES = ("tools", "test", "monitor", "ui")
+SERVICES = {"redis", "postgres", "worker", "control", "tests", "flower", "ui"}
 APP_SERVICES = ("worker", "control", "tests")  # the gradq image, with the stack's env and data
 PASSWORD = "s3cret-from-env"
 # what docker-compose.yml reads from the environment; unset for the checks, so they are hermetic
@@ -156,12 +156,14 @@ def test_compose_file_declares_no_version_key() -> None:
     assert "version" not in top_level  # the Compose Specification needs none
 
 
-def test_only_flower_publishes_a_port_and_only_on_loopback(services) -> None:
+def test_only_flower_and_the_ui_publish_a_port_and_only_on_loopback(services) -> None:
     assert set(services) == SERVICES
     publishing = {name for name, block in services.items() if section(block, "ports")}
-    assert publishing == {"flower"}
+    assert publishing == {"flower", "ui"}
     ports = " ".join(section(services["flower"], "ports"))
     assert "5555" in ports and "127.0.0.1" in ports
+    ports = " ".join(section(services["ui"], "ports"))  # loopback only: actions need a token
+    assert "- 127.0.0.1:8765:8765" in ports and "--host" in items(services["ui"], "command")
 
 
 def test_up_starts_the_stack_and_one_off_services_sit_in_profiles(services) -> None:
@@ -173,6 +175,7 @@ def test_up_starts_the_stack_and_one_off_services_sit_in_profiles(services) -> N
         "control": ["tools"],
         "tests": ["test"],
         "flower": ["monitor"],
+        "ui": ["ui"],
     }
 
 
