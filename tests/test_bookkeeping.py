@@ -10,9 +10,11 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from control.cli import app
-from storage import bookkeeping, put_snapshot, session_scope
+from storage import bookkeeping
 from storage.bookkeeping import DeleteRefused
+from storage.db import session_scope
 from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
+from storage.snapshots import put_snapshot
 
 
 def test_tags_add_remove_and_refuse_bad_ones(engine: Engine) -> None:

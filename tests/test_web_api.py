@@ -16,8 +16,11 @@ from sqlalchemy import Engine
 
 from control.web.app import build
 from control.web.security import HEADER, Guard
-from storage import add_metric, bookkeeping, put_snapshot, session_scope
+from storage import bookkeeping
+from storage.db import session_scope
+from storage.metrics import add_metric
 from storage.models import Stage, StageStatus
+from storage.snapshots import put_snapshot
 
 LOCAL = "http://127.0.0.1:8765"
 DEAD_BROKER = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens: actions that send say so

@@ -11,8 +11,8 @@ from fixtures_storage import new_run
 from helpers_worker import submit, wait_for
 from sqlalchemy import Engine
 
-from storage import bookkeeping, migrate, session_scope, snapshots
-from storage.db import make_engine
+from storage import bookkeeping, migrate, snapshots
+from storage.db import make_engine, session_scope
 from storage.models import Stage, StageStatus
 
 XSS = "<script>alert(1)</script>"
