@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from control import admin, connections, parse, service
+from control import admin, connections, learning, parse, service
 from control.web import views
 from control.web.security import Guard
 from storage import bookkeeping, runs, stages
@@ -30,8 +30,9 @@ class ScheduleIn(BaseModel):
     stages: list[StageIn] = Field(min_length=1, max_length=100)
     name: str | None = Field(default=None, max_length=parse.MAX_NAME)
 
-    def schedule(self) -> list[tuple[float, int]]:
-        return [(x.lr, x.iterations) for x in self.stages]
+    def schedule(self) -> list[learning.StageSpec]:
+        """Constant-lr stages, as `--stage LR:ITERS` gives them."""
+        return [learning.StageSpec(x.lr, x.iterations, None, "") for x in self.stages]
 
 
 class TagsIn(BaseModel):
@@ -116,7 +117,8 @@ def router(guard: Guard) -> APIRouter:
     def continue_(request: Request, run_id: Id, body: ScheduleIn) -> dict:
         engine = _engine(request)
         connections.check_broker()
-        added = service.extend(engine, run_id, body.schedule())
+        plan = service.resolve_for_run(engine, run_id, body.schedule())
+        added = service.extend(engine, run_id, plan)
         return {"stages": added, "sent": service.enqueue(engine, run_id)}
 
     @act.post("/snapshots/{snapshot_id}/fork", summary="A new run from a snapshot.")

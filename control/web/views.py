@@ -14,6 +14,7 @@ from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageS
 from worker import runspec
 from worker.core import evaluate as ev
 from worker.core import nn, snapshot
+from worker.settings import settings_from_env
 
 MAX_POINTS = 5000  # per run and answer: a longer curve is thinned evenly, keeping its last point
 
@@ -130,7 +131,10 @@ def evaluate(engine: Engine, snapshot_id: int, split: str = "dev", examples: int
         blob = snapshots.get_snapshot_bytes(s, snapshot_id)
         spec = runspec.RunSpec.of(runs.get_run(s, row.run_id))
     state = snapshot.loads(blob, f"snapshot {snapshot_id}")
-    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype)
+    cfg = settings_from_env()
+    sp = runspec.load_split(
+        spec.dataset, spec.dev_size, spec.arch.dtype, cfg.data_dir, cfg.cache_dir
+    )
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None or not len(y):
         raise ValueError(f"run {spec.id}'s data has no {split} rows; try another split")
