@@ -19,6 +19,7 @@ from worker import runspec
 from worker.core import optim
 from worker.core import schedule as shapes
 from worker.data import mnist
+from worker.settings import settings_from_env
 
 STAGE_HELP = (
     "LR:ITERS[@SHAPE], repeatable, run in order; ITERS may be epochs as 30e (mini-batch). "
@@ -83,7 +84,9 @@ def resolve(
         return [(s.lr, s.iterations or 0, s.shape) for s in specs]
     per_epoch = 1
     if batch_size is not None:
-        rows = mnist.info(runspec.resolve_dataset(dataset))["train"] - dev_size
+        s = settings_from_env()
+        path = runspec.resolve_dataset(dataset, s.data_dir)
+        rows = mnist.info(path, cache_dir=s.cache_dir)["train"] - dev_size
         per_epoch = max(1, math.ceil(rows / batch_size))
     out = []
     for s in specs:

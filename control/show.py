@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from control import connections, describe, parse, workers
+from control.errors import UserInputError
 from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
@@ -223,7 +224,7 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
+        raise UserInputError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
     engine = connections.engine()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:

@@ -18,7 +18,7 @@ import numpy as np
 from worker.core import nn, optim, schedule
 from worker.core.divergence import Watch
 from worker.core.pool import Pool
-from worker.errors import DivergedError
+from worker.errors import DivergedError, WorkerInputError
 
 
 class TrainData(Protocol):
@@ -67,7 +67,9 @@ def new_state(
 ) -> State:
     """A fresh network, initialised from `seed`, with zero optimizer state."""
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch size {batch_size} must be at least 1 (or none for full batch)")
+        raise WorkerInputError(
+            f"batch size {batch_size} must be at least 1 (or none for full batch)"
+        )
     rng = np.random.default_rng(seed)
     params = nn.init_params(arch, rng)
     opt = optimizer or optim.Optimizer()
@@ -105,11 +107,15 @@ def check_data(state: State, data: TrainData) -> None:
     for name in ("x_train", "x_dev"):
         x = getattr(data, name)
         if x.dtype != dtype:
-            raise ValueError(f"{name} is {x.dtype} but the network is {dtype}; convert the data")
+            raise WorkerInputError(
+                f"{name} is {x.dtype} but the network is {dtype}; convert the data"
+            )
         if x.ndim != 2 or x.shape[1] != state.arch.n_in:
-            raise ValueError(f"{name} has shape {x.shape}; expected (rows, {state.arch.n_in})")
+            raise WorkerInputError(
+                f"{name} has shape {x.shape}; expected (rows, {state.arch.n_in})"
+            )
     if len(data.y_train) != len(data.x_train) or len(data.x_train) == 0:
-        raise ValueError("training data is empty or its labels do not match its images")
+        raise WorkerInputError("training data is empty or its labels do not match its images")
 
 
 @np.errstate(over="ignore", invalid="ignore")  # divergence is caught, and named, at each point
@@ -138,15 +144,15 @@ def train(
     the iteration only. A stage stuck at chance or with a climbing loss raises DivergedError too.
     """
     if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate {lr} must be a positive finite number")
+        raise WorkerInputError(f"learning rate {lr} must be a positive finite number")
     if eval_every < 1:
-        raise ValueError(f"eval_every {eval_every} must be at least 1")
+        raise WorkerInputError(f"eval_every {eval_every} must be at least 1")
     check_data(state, data)
     arch, params = state.arch, state.params
     first = state.iteration if first is None else first
     problem = schedule.check(shape, until - first)
     if problem:
-        raise ValueError(problem)
+        raise WorkerInputError(problem)
 
     def lr_of(i: int) -> float:
         return schedule.lr_at(lr, shape, i - first, until - first)
