@@ -259,7 +259,11 @@ def plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    fmt = output.suffix.lstrip(".").lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        plt.close(fig)
+        raise UserInputError(f"{output}: cannot draw a .{fmt} file; name it .png, .svg or .pdf")
     with files.replacing(output) as f:  # never onto a device, FIFO or directory
-        fig.savefig(f, dpi=110, format=output.suffix.lstrip(".").lower() or "png")
+        fig.savefig(f, dpi=110, format=fmt)
     plt.close(fig)
     typer.echo(f"wrote {output}")

@@ -135,7 +135,12 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
         return create_engine(parsed, **kwargs)
     path = sqlite_file(parsed)
     if path is not None and create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(
+                f"cannot make {path.parent} for the database ({e.strerror or e})"
+            ) from e
     elif path is not None and not path.exists():
         raise StorageError(
             f"no database at {path}: nothing was stored there yet (`gradq train` or "

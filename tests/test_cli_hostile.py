@@ -210,9 +210,9 @@ def test_a_bug_says_it_is_one_and_where_the_traceback_went(home, monkeypatch):
     assert "Traceback" in log and "KeyError: 'oops'" in log
 
 
-@pytest.mark.parametrize("error", [ValueError("bad width")])
-def test_a_bare_value_error_is_a_bug_not_a_user_mistake(home, monkeypatch, error):
-    """A ValueError the code did not raise on purpose is told as a bug, with a traceback."""
+@pytest.mark.parametrize("error", [ValueError("bad width"), OSError("disk on fire")])
+def test_a_bare_value_or_os_error_is_a_bug_not_a_user_mistake(home, monkeypatch, error):
+    """A ValueError/OSError the code did not raise on purpose is told as a bug, with a traceback."""
     from control import describe
 
     def broken(*_args):

@@ -23,3 +23,7 @@ class DivergedError(WorkerError):
 
 class WorkerInputError(WorkerError, ValueError):
     """A setting, an architecture or a stage given to the worker is wrong; the message says how."""
+
+
+class PathError(WorkerError, OSError):
+    """A file the user named cannot be read or written; the message names it and says why."""

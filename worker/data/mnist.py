@@ -190,7 +190,9 @@ def _resolve(path: Path) -> Path:
         raise DataError(
             f"{path}: is {kind}, not a regular file; expected MNIST as a .csv or an .npz"
         )
-    if path.stat().st_size == 0:
+    with files.about(path, "read"):
+        size = path.stat().st_size
+    if size == 0:
         raise DataError(f"{path}: empty file; expected MNIST as a .csv or an .npz")
     return path
 
