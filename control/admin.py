@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import func, select
 
 from control import connections, workers
-from control.errors import BrokerUnreachableError
+from control.errors import BrokerUnreachableError, UserInputError
 from control.output import cell, print_json, table
 from control.root import one_line
 from storage import migrate
@@ -240,7 +240,7 @@ def data_info(
         where = s.data_dir
         target = mnist.find(where)
         if target is None:
-            raise ValueError(
+            raise UserInputError(
                 f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE`"
             )
     info = mnist.info(target, cache_dir=s.cache_dir)

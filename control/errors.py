@@ -23,3 +23,7 @@ class BadOptionError(ControlError):
     def __init__(self, option: str, message: str) -> None:
         super().__init__(message)
         self.option = option
+
+
+class UserInputError(ControlError, ValueError):
+    """A value the user gave is wrong; a ValueError too, so callers that catch those still do."""

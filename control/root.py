@@ -16,7 +16,7 @@ from storage.errors import StorageError
 from worker.errors import WorkerError
 from worker.settings import settings_from_env, url_secrets
 
-KNOWN = (StorageError, WorkerError, ControlError, ValueError, OSError)
+KNOWN = (StorageError, WorkerError, ControlError)
 
 
 def one_line(error: BaseException | str) -> str:

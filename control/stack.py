@@ -51,8 +51,12 @@ def redis_binary() -> str | None:
 
 def _spawn(argv: list[str], log: Path, stdin_text: str = "") -> int:
     """Start `argv` in its own session, its output appended to `log`, `stdin_text` its input."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")  # noqa: SIM115 - closed below, once the process has it
+    except OSError as e:
+        raise StackError(f"cannot write the log {log} ({e.strerror or e})") from e
+    with out:
         proc = subprocess.Popen(
             argv,
             stdout=out,
@@ -124,8 +128,11 @@ def _recorded() -> dict:
 def _write_state(state: dict) -> None:
     """The state file, readable by its owner only (it names what runs, never a password)."""
     path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as e:
+        raise StackError(f"cannot write the state file {path} ({e.strerror or e})") from e
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as f:
         json.dump(state, f)

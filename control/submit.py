@@ -7,6 +7,7 @@ import threading
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from control import connections, describe, learning, parse, service
 from control.errors import BadOptionError, RunRefusedError
@@ -277,13 +278,7 @@ def sweep(
 
     Example: gradq sweep --lr 0.1,0.5,1.0 --act relu,relu --act sigmoid,relu --iters 500
     """
-    lrs = parse.lr_list(lr)
-    seeds = parse.int_list(seed, "seeds")
-    if any(not 0 <= s <= MAX for s in seeds):
-        raise typer.BadParameter(f"seeds must be 0..{MAX}", param_hint="'--seed'")
-    grid = list(itertools.product(hidden or ["10,10"], act or [None], lrs, seeds))
-    if len(grid) > 500:
-        raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+    grid = _grid(lr, seed, hidden or ["10,10"], act or [None])
     init = init or ("uniform" if batch_size is None else "he")
     archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
     dataset = service.dataset_spec(data)
@@ -293,31 +288,55 @@ def sweep(
     engine = connections.engine(create=True)
     run_ids = []
     for h, a, rate, s in grid:
-        arch = archs[(h, a)]
         opts = service.RunOptions(
-            arch=arch,
+            arch=archs[(h, a)],
             seed=s,
             batch_size=batch_size,
             dataset=dataset,
             dev_size=dev_size,
-            name=f"sweep lr={rate:g} {','.join(arch.acts)} {h} seed={s}",
+            name=f"sweep lr={rate:g} {','.join(archs[(h, a)].acts)} {h} seed={s}",
         )
         run_ids.append(service.create(engine, opts, [(rate, iters)]))
     if local:
-        for run_id in run_ids:
-            try:
-                service.run_local(engine, run_id)
-            except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
-                typer.echo(f"run {run_id}: {e}", err=True)
+        _train_here(engine, run_ids)
     else:
-        for run_id in run_ids:
-            service.enqueue(engine, run_id)
-        if not as_json:
-            typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
-        if wait:
-            describe.wait(engine, run_ids)
+        _queue(engine, run_ids, wait=wait, as_json=as_json)
     if as_json:
         print_json([describe.run_dict(engine, r) for r in run_ids])
     elif wait or local:
         rows = describe.comparison(engine, run_ids)
         table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)
+
+
+GridPoint = tuple[str, str | None, float, int]  # (hidden, acts, lr, seed)
+
+
+def _grid(lr: str, seed: str, hidden: list[str], act: list[str | None]) -> list[GridPoint]:
+    """Every combination of the sweep's options, refused before anything is stored if too many."""
+    lrs = parse.lr_list(lr)
+    seeds = parse.int_list(seed, "seeds")
+    if any(not 0 <= s <= MAX for s in seeds):
+        raise typer.BadParameter(f"seeds must be 0..{MAX}", param_hint="'--seed'")
+    grid = list(itertools.product(hidden, act, lrs, seeds))
+    if len(grid) > 500:
+        raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+    return grid
+
+
+def _train_here(engine: Engine, run_ids: list[int]) -> None:
+    """Train the sweep's runs one after another in this process."""
+    for run_id in run_ids:
+        try:
+            service.run_local(engine, run_id)
+        except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
+            typer.echo(f"run {run_id}: {e}", err=True)
+
+
+def _queue(engine: Engine, run_ids: list[int], *, wait: bool, as_json: bool) -> None:
+    """Send the sweep's runs to the workers, and wait for them all if asked."""
+    for run_id in run_ids:
+        service.enqueue(engine, run_id)
+    if not as_json:
+        typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
+    if wait:
+        describe.wait(engine, run_ids)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StorageInputError
 from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
 from storage.runs import RunSummary, get_run
 
@@ -25,7 +25,7 @@ class DeleteRefused(StorageError):  # noqa: N818 - a sibling of NotFound
 def check_tag(tag: str) -> str:
     """A tag as stored, or ValueError saying what a tag may hold."""
     if not TAG.fullmatch(tag):
-        raise ValueError(
+        raise StorageInputError(
             f"tag {tag!r} must be 1 to 64 letters, digits or . _ : + - (e.g. baseline, lr:0.5)"
         )
     return tag
@@ -34,11 +34,13 @@ def check_tag(tag: str) -> str:
 def check_note(text: str) -> str:
     """A note as stored, or ValueError when empty, too long or holding control characters."""
     if not text.strip():
-        raise ValueError("a note needs some text")
+        raise StorageInputError("a note needs some text")
     if len(text) > MAX_NOTE:
-        raise ValueError(f"a note holds at most {MAX_NOTE:,} characters, got {len(text):,}")
+        raise StorageInputError(f"a note holds at most {MAX_NOTE:,} characters, got {len(text):,}")
     if _CONTROL.search(text):
-        raise ValueError("a note may not hold control characters (newlines and tabs are fine)")
+        raise StorageInputError(
+            "a note may not hold control characters (newlines and tabs are fine)"
+        )
     return text
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from storage.errors import StorageError, StorageUnavailable
+from storage.errors import StorageError, StorageInputError, StorageUnavailable
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Execution option read by the SQLite "begin" hook: "IMMEDIATE" (default) or "DEFERRED".
@@ -33,14 +33,16 @@ def normalize_url(url: str | URL) -> URL:
         parsed = make_url(quote_userinfo(text))
     except (ArgumentError, ValueError) as e:
         why = "its port is not a number" if isinstance(e, ValueError) else "it cannot be parsed"
-        raise ValueError(
+        raise StorageInputError(
             f"not a database URL: {redact_url(text)} ({why}; e.g. sqlite:////abs/path/gradq.db "
             "or postgresql://user:password@host:5432/gradq)"
         ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(f"unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+        raise StorageInputError(
+            f"unsupported database {parsed.drivername!r}: use sqlite or postgresql"
+        )
     return parsed
 
 
@@ -102,7 +104,7 @@ def sqlite_file(parsed: URL) -> Path | None:
         return None
     if name.startswith("file:"):
         if parsed.query.get("uri") != "true":
-            raise ValueError(
+            raise StorageInputError(
                 f"sqlite:///{name} names a SQLite URI without ?uri=true; give a path instead "
                 "(e.g. sqlite:////abs/path/gradq.db)"
             )
@@ -133,7 +135,12 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
         return create_engine(parsed, **kwargs)
     path = sqlite_file(parsed)
     if path is not None and create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(
+                f"cannot make {path.parent} for the database ({e.strerror or e})"
+            ) from e
     elif path is not None and not path.exists():
         raise StorageError(
             f"no database at {path}: nothing was stored there yet (`gradq train` or "

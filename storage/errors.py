@@ -30,3 +30,7 @@ class StorageUnavailable(StorageError):  # noqa: N818 - a sibling of NotFound, L
 
 class LeaseLost(StorageError):  # noqa: N818 - the names the project's issue uses
     """The stage is no longer held by this worker (taken over after a missed heartbeat)."""
+
+
+class StorageInputError(StorageError, ValueError):
+    """A value given to be stored (a run's settings, a note) is wrong; the message says how."""

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage.db import NO_SYNC
+from storage.errors import StorageInputError
 from storage.models import Metric, Snapshot
 from storage.runs import get_run
 from storage.snapshots import protected_snapshot_ids
@@ -33,9 +34,11 @@ def apply_retention(
     stages; and every run's parent snapshot. Nothing is deleted unless this is called.
     """
     if keep_last < 1:
-        raise ValueError(f"keep_last must be >= 1 (the newest is the run state), got {keep_last}")
+        raise StorageInputError(
+            f"keep_last must be >= 1 (the newest is the run state), got {keep_last}"
+        )
     if every is not None and every < 1:
-        raise ValueError(f"every must be >= 1 or None, got {every}")
+        raise StorageInputError(f"every must be >= 1 or None, got {every}")
     run = get_run(session, run_id)
     rows = session.execute(
         select(Snapshot.id, Snapshot.iteration, Metric.dev_acc)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.errors import NotFound
+from storage.errors import NotFound, StorageInputError
 from storage.models import Metric, Run, Snapshot, Stage, StageStatus
 
 INITS = ("uniform", "he")
@@ -68,7 +68,9 @@ def create_run(
     parent. `optimizer` sets the columns of OPTIMIZER_COLUMNS (plain SGD when absent)."""
     _check_run(hidden_sizes, activations, init, dtype, dev_size, eval_every, snapshot_every)
     if batch_size is not None and batch_size <= 0:
-        raise ValueError(f"batch_size must be positive or None (full batch), got {batch_size}")
+        raise StorageInputError(
+            f"batch_size must be positive or None (full batch), got {batch_size}"
+        )
     if parent_snapshot_id is not None and session.get(Snapshot, parent_snapshot_id) is None:
         raise NotFound(f"no snapshot {parent_snapshot_id}")
     run = Run(
@@ -88,7 +90,7 @@ def create_run(
     )
     for key, value in (optimizer or {}).items():
         if key not in OPTIMIZER_COLUMNS:
-            raise ValueError(f"unknown optimizer setting {key!r}; use {OPTIMIZER_COLUMNS}")
+            raise StorageInputError(f"unknown optimizer setting {key!r}; use {OPTIMIZER_COLUMNS}")
         setattr(run, key, value)
     session.add(run)
     session.flush()
@@ -106,19 +108,21 @@ def _check_run(
     snapshot_every: int,
 ) -> None:
     if not hidden_sizes or any(int(width) <= 0 for width in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be positive widths like [10, 10], got {hidden_sizes}")
+        raise StorageInputError(
+            f"hidden_sizes must be positive widths like [10, 10], got {hidden_sizes}"
+        )
     if len(activations) != len(hidden_sizes) or any("," in a or not a for a in activations):
-        raise ValueError(
+        raise StorageInputError(
             f"activations: need one name per hidden layer ({len(hidden_sizes)}), got {activations}"
         )
     if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        raise StorageInputError(f"init must be one of {INITS}, got {init!r}")
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        raise StorageInputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if dev_size < 0:
-        raise ValueError(f"dev_size must be >= 0, got {dev_size}")
+        raise StorageInputError(f"dev_size must be >= 0, got {dev_size}")
     if eval_every <= 0 or snapshot_every <= 0:
-        raise ValueError(
+        raise StorageInputError(
             f"eval_every and snapshot_every must be positive, got {eval_every}, {snapshot_every}"
         )
 
@@ -130,14 +134,16 @@ def add_stages(
     their ids in order."""
     for lr, iterations, *_ in schedule:
         if not lr > 0 or iterations <= 0:
-            raise ValueError(f"a stage needs lr > 0 and iterations > 0, got ({lr}, {iterations})")
+            raise StorageInputError(
+                f"a stage needs lr > 0 and iterations > 0, got ({lr}, {iterations})"
+            )
     run = get_run(session, run_id)
     last = session.scalars(
         select(Stage).where(Stage.run_id == run_id).order_by(Stage.position.desc()).limit(1)
     ).first()
     position = last.position if last is not None else 0
     if position + len(schedule) > MAX_STAGES:
-        raise ValueError(
+        raise StorageInputError(
             f"run {run_id} would have {position + len(schedule):,} stages; a run holds at most "
             f"{MAX_STAGES:,} (use fewer, longer stages, or fork a new run)"
         )

@@ -22,6 +22,8 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
     err = result.stderr.strip()
     assert "Traceback" not in err and "Traceback" not in result.stdout
     assert len(err.splitlines()) == 1, err
+    if not any("internal error" in fragment for fragment in fragments):
+        assert "internal error" not in err, err  # a user mistake is not told as a bug
     for fragment in fragments:
         assert fragment in err, err
 

@@ -210,6 +210,23 @@ def test_a_bug_says_it_is_one_and_where_the_traceback_went(home, monkeypatch):
     assert "Traceback" in log and "KeyError: 'oops'" in log
 
 
+@pytest.mark.parametrize("error", [ValueError("bad width"), OSError("disk on fire")])
+def test_a_bare_value_or_os_error_is_a_bug_not_a_user_mistake(home, monkeypatch, error):
+    """A ValueError/OSError the code did not raise on purpose is told as a bug, with a traceback."""
+    from control import describe
+
+    def broken(*_args):
+        raise error
+
+    assert gradq("db", "upgrade").exit_code == 0
+    monkeypatch.setattr(describe, "runs_rows", broken)
+    result = gradq("runs")
+    name = type(error).__name__
+    assert_one_line_error(result, 1, "internal error (a bug", name, "gradq.log")
+    log = (home / "gradq.log").read_text()
+    assert "Traceback" in log and f"{name}: {error}" in log
+
+
 def test_no_caller_variable_reaches_a_test():
     """Run the suite with e.g. GRADQ_HOME, GRADQ_QUEUE and GRADQ_DATABASE_URL set: none is seen."""
     assert caller_variables(os.environ) == []

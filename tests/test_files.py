@@ -77,6 +77,21 @@ def test_export_png_and_plot_refuse_non_regular_targets(home, tmp_path: Path, ki
     assert kinds([target, Path(os.devnull)]) == before
 
 
+def test_a_path_through_a_file_is_one_line_naming_it(home, tmp_path: Path) -> None:
+    """An OSError on a path the user named is their mistake: one line, not a bug report."""
+    (tmp_path / "afile").write_bytes(b"")
+    target = tmp_path / "afile" / "out.npz"
+    for args in (["export", "1", "-o", target], ["plot", "1", "-o", target]):
+        assert_one_line_error(gradq(*args), 1, str(target), "Not a directory")
+
+
+def test_plot_to_an_unknown_format_is_one_line(home, small_mnist, tmp_path: Path) -> None:
+    run_id = local_run(small_mnist)["id"]
+    target = tmp_path / "curves.xyz"
+    assert_one_line_error(gradq("plot", run_id, "-o", target), 1, "cannot draw a .xyz file")
+    assert not target.exists()
+
+
 def test_export_never_follows_a_planted_partial_name(home, small_mnist, tmp_path: Path) -> None:
     """The old predictable `out.npz.partial` let a symlink there overwrite its target."""
     victim = tmp_path / "victim"

@@ -19,3 +19,11 @@ class SnapshotError(WorkerError):
 
 class DivergedError(WorkerError):
     """The loss became NaN or infinite: the learning rate is too high for this run."""
+
+
+class WorkerInputError(WorkerError, ValueError):
+    """A setting, an architecture or a stage given to the worker is wrong; the message says how."""
+
+
+class PathError(WorkerError, OSError):
+    """A file the user named cannot be read or written; the message names it and says why."""

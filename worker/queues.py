@@ -4,6 +4,8 @@ Several databases may share one broker; each (queue, database) pair is its own b
 message for another database never reaches a worker that could not run it.
 """
 
+from worker.errors import WorkerInputError
+
 SEPARATOR = "@"
 ID_CHARS = 12  # of the database's uuid hex: 48 bits, no collision among a broker's databases
 
@@ -25,7 +27,7 @@ def plain_queues(text: str) -> list[str]:
     names = list(dict.fromkeys(name for name in names if name))
     bad = [name for name in names if SEPARATOR in name]
     if not names or bad:
-        raise ValueError(
+        raise WorkerInputError(
             f"queue names {text!r}: give plain names separated by commas, without "
             f"{SEPARATOR!r} (gradq adds the database itself, e.g. gradq@3f2a9c1b0d4e)"
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage.db import quote_userinfo
+from worker.errors import WorkerInputError
 
 
 def _default_home() -> Path:
@@ -112,11 +113,11 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             number = kind(raw)
         except ValueError:
-            raise ValueError(f"{var}={raw!r} is not {_EXAMPLES[kind]}") from None
+            raise WorkerInputError(f"{var}={raw!r} is not {_EXAMPLES[kind]}") from None
         low_ok = number >= 0 if name in _AT_LEAST_ZERO else number > 0
         if not (math.isfinite(number) and low_ok):
             bound = ">= 0" if name in _AT_LEAST_ZERO else "> 0"
-            raise ValueError(f"{var}={raw!r} must be finite and {bound}")
+            raise WorkerInputError(f"{var}={raw!r} must be finite and {bound}")
         values[name] = number
     if "broker_url" in values:
         check_broker_url(str(values["broker_url"]))
@@ -152,16 +153,18 @@ def check_broker_url(url: str) -> None:
         parts = urlsplit(quote_userinfo(url))
         port = parts.port
     except ValueError:
-        raise ValueError(f"{shown}: its port is not a number from 0 to 65535 ({example})") from None
+        raise WorkerInputError(
+            f"{shown}: its port is not a number from 0 to 65535 ({example})"
+        ) from None
     scheme = parts.scheme.partition("+")[0]
     if scheme not in TRANSPORT_ALIASES or "://" not in url:
-        raise ValueError(f"{shown} is not a broker URL ({example})")
+        raise WorkerInputError(f"{shown} is not a broker URL ({example})")
     if (
         scheme in ("redis", "rediss")
         and parts.path.strip("/")
         and not parts.path.strip("/").isdigit()
     ):
-        raise ValueError(f"{shown}: a Redis database is a number, as in /0 ({example})")
+        raise WorkerInputError(f"{shown}: a Redis database is a number, as in /0 ({example})")
     del port
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from control import admin, connections, learning, parse, service
+from control.errors import UserInputError
 from control.web import views
 from control.web.security import Guard
 from storage import bookkeeping, runs, stages
@@ -63,7 +64,9 @@ def router(guard: Guard) -> APIRouter:
         name: Annotated[str | None, Query(max_length=parse.MAX_NAME)] = None,
     ) -> Response:
         if status is not None and status not in parse.RUN_STATUSES:
-            raise ValueError(f"status {status!r} must be one of {', '.join(parse.RUN_STATUSES)}")
+            raise UserInputError(
+                f"status {status!r} must be one of {', '.join(parse.RUN_STATUSES)}"
+            )
         engine = _engine(request)
         return _cached(
             request,
@@ -173,7 +176,9 @@ def _ids(text: str) -> list[int]:
     try:
         ids = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"ids {text!r} must be run ids separated by commas (e.g. 1,2)") from None
+        raise UserInputError(
+            f"ids {text!r} must be run ids separated by commas (e.g. 1,2)"
+        ) from None
     if not 1 <= len(ids) <= 10 or not all(1 <= i <= parse.MAX_ID for i in ids):
-        raise ValueError("compare 1 to 10 runs by id (e.g. ids=1,2)")
+        raise UserInputError("compare 1 to 10 runs by id (e.g. ids=1,2)")
     return ids

@@ -10,11 +10,11 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from control.errors import BrokerUnreachableError, ControlError
+from control.errors import BrokerUnreachableError, ControlError, UserInputError
 from control.web import api, exporter
 from control.web.security import COOKIE, Guard
-from storage.errors import NotFound, StorageError, StorageUnavailable
-from worker.errors import WorkerError
+from storage.errors import NotFound, StorageError, StorageInputError, StorageUnavailable
+from worker.errors import WorkerError, WorkerInputError
 
 STATIC = Path(__file__).parent / "static"
 PAGES = {
@@ -30,8 +30,11 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-STATUS = (  # first match wins: error class -> HTTP status
+STATUS = (  # the nearest class in the error's MRO wins: error class -> HTTP status
     (NotFound, 404),
+    (UserInputError, 400),  # each a ValueError too, but their project base comes first
+    (WorkerInputError, 400),
+    (StorageInputError, 400),
     (StorageUnavailable, 503),
     (BrokerUnreachableError, 503),
     (StorageError, 409),

@@ -8,6 +8,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from control import describe
+from control.errors import UserInputError
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
@@ -137,7 +138,7 @@ def evaluate(engine: Engine, snapshot_id: int, split: str = "dev", examples: int
     )
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None or not len(y):
-        raise ValueError(f"run {spec.id}'s data has no {split} rows; try another split")
+        raise UserInputError(f"run {spec.id}'s data has no {split} rows; try another split")
     rep = ev.evaluate(state, x, y)
     pred = nn.predict(state.params, state.arch, x.astype(state.arch.np_dtype, copy=False))
     wrong = np.flatnonzero(pred != y)[:examples]

@@ -16,6 +16,7 @@ from itertools import pairwise
 import numpy as np
 
 from worker.core.pool import Pool, using
+from worker.errors import WorkerInputError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 INITS = ("uniform", "he")
@@ -44,20 +45,22 @@ class Arch:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "acts", tuple(str(a) for a in self.acts))
         if len(self.hidden) != len(self.acts):
-            raise ValueError(
+            raise WorkerInputError(
                 f"{len(self.hidden)} hidden sizes but {len(self.acts)} activations; "
                 "give one activation per hidden layer"
             )
         for h in self.hidden:
             if not 1 <= h <= MAX_WIDTH:
-                raise ValueError(f"hidden size {h} is out of range; use 1..{MAX_WIDTH}")
+                raise WorkerInputError(f"hidden size {h} is out of range; use 1..{MAX_WIDTH}")
         for a in self.acts:
             if a not in ACTIVATIONS:
-                raise ValueError(f"unknown activation {a!r}; use one of {', '.join(ACTIVATIONS)}")
+                raise WorkerInputError(
+                    f"unknown activation {a!r}; use one of {', '.join(ACTIVATIONS)}"
+                )
         if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
+            raise WorkerInputError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+            raise WorkerInputError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
 
     @property
     def sizes(self) -> list[int]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from worker.errors import WorkerInputError
+
 NAMES = ("sgd", "momentum", "nesterov", "adam")
 
 
@@ -29,7 +31,9 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         if self.name not in NAMES:
-            raise ValueError(f"unknown optimizer {self.name!r}; use one of {', '.join(NAMES)}")
+            raise WorkerInputError(
+                f"unknown optimizer {self.name!r}; use one of {', '.join(NAMES)}"
+            )
         for key, low, high in (
             ("momentum", 0.0, 1.0),
             ("beta1", 0.0, 1.0),
@@ -37,11 +41,13 @@ class Optimizer:
         ):
             v = getattr(self, key)
             if not (math.isfinite(v) and low <= v < high):
-                raise ValueError(f"{key} {v} must be in [{low}, {high}) (e.g. 0.9)")
+                raise WorkerInputError(f"{key} {v} must be in [{low}, {high}) (e.g. 0.9)")
         if not (math.isfinite(self.eps) and 0 < self.eps <= 1):
-            raise ValueError(f"eps {self.eps} must be in (0, 1] (e.g. 1e-8)")
+            raise WorkerInputError(f"eps {self.eps} must be in (0, 1] (e.g. 1e-8)")
         if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1):
-            raise ValueError(f"weight decay {self.weight_decay} must be in [0, 1) (e.g. 1e-4)")
+            raise WorkerInputError(
+                f"weight decay {self.weight_decay} must be in [0, 1) (e.g. 1e-4)"
+            )
 
     @property
     def slots_per_param(self) -> int:

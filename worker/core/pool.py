@@ -19,6 +19,8 @@ from typing import TypeVar
 
 from threadpoolctl import ThreadpoolController
 
+from worker.errors import WorkerInputError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -40,7 +42,7 @@ class Pool:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = blas_threads() if threads is None else int(threads)
         if self.threads < 1:
-            raise ValueError(f"threads {threads} must be at least 1")
+            raise WorkerInputError(f"threads {threads} must be at least 1")
         self._executor: ThreadPoolExecutor | None = None
         self._limit = None
 

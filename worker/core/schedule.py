@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from worker.errors import WorkerInputError
+
 KINDS = ("constant", "linear", "cosine", "step")
 MAX_TEXT = 80  # the stages.shape column
 
@@ -52,27 +54,31 @@ CONSTANT = Shape()
 def parse(text: str) -> Shape:
     """'cosine,warmup=100' -> Shape; ValueError saying what would be right."""
     if len(text) > MAX_TEXT:
-        raise ValueError(f"stage shape of {len(text)} characters is too long (at most {MAX_TEXT})")
+        raise WorkerInputError(
+            f"stage shape of {len(text)} characters is too long (at most {MAX_TEXT})"
+        )
     kind, *opts = [part.strip() for part in text.strip().lower().split(",")]
     if kind not in KINDS:
-        raise ValueError(f"unknown stage shape {kind!r}; use {', '.join(KINDS)} (e.g. @cosine)")
+        raise WorkerInputError(
+            f"unknown stage shape {kind!r}; use {', '.join(KINDS)} (e.g. @cosine)"
+        )
     fields: dict[str, float | int] = {}
     for opt in opts:
         key, sep, value = opt.partition("=")
         allowed = {"warmup", "final"} | ({"every", "gamma"} if kind == "step" else set())
         if not sep or key not in allowed:
-            raise ValueError(
+            raise WorkerInputError(
                 f"{opt!r} is not an option of {kind}; use {', '.join(sorted(allowed))} "
                 "as KEY=VALUE (e.g. @cosine,warmup=100)"
             )
         try:
             fields[key] = int(value) if key in ("warmup", "every") else float(value)
         except ValueError:
-            raise ValueError(f"{key} {value!r} is not a number (e.g. {key}=100)") from None
+            raise WorkerInputError(f"{key} {value!r} is not a number (e.g. {key}=100)") from None
     shape = Shape(kind, **fields)  # type: ignore[arg-type]
     problem = check(shape)
     if problem:
-        raise ValueError(problem)
+        raise WorkerInputError(problem)
     return shape
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from worker.core import archive, limits, nn, optim
 from worker.core.train import State
-from worker.errors import SnapshotError
+from worker.errors import SnapshotError, WorkerInputError
 
 FORMAT = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: no wall clock in the bytes
@@ -134,18 +134,18 @@ def _state_of(text: str, where: str) -> State:
     try:
         meta = json.loads(text)
         if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
+            raise WorkerInputError("not a JSON object")
         widths = meta["hidden"]
         if not isinstance(widths, list) or not widths:
-            raise ValueError("hidden is not a list of widths")
+            raise WorkerInputError("hidden is not a list of widths")
         hidden = tuple(_whole({"hidden": w}, "hidden", 1, nn.MAX_WIDTH) for w in widths)
         n_in, n_out = _whole(meta, "n_in", 1, nn.MAX_WIDTH), _whole(meta, "n_out", 1, nn.MAX_WIDTH)
         problem = limits.network_problem(hidden, n_in, n_out)
         if problem:
-            raise ValueError(problem)
+            raise WorkerInputError(problem)
         acts = meta["acts"]
         if not isinstance(acts, list) or not all(isinstance(a, str) for a in acts):
-            raise ValueError("acts is not a list of names")
+            raise WorkerInputError("acts is not a list of names")
         arch = nn.Arch(hidden, tuple(acts), str(meta["init"]), str(meta["dtype"]), n_in, n_out)
         iteration, seed = _whole(meta, "iteration", 0, _INT_MAX), _whole(meta, "seed", 0, _INT_MAX)
         batch = None if meta["batch_size"] is None else _whole(meta, "batch_size", 1, _INT_MAX)
@@ -161,15 +161,15 @@ def _optimizer_of(o: object) -> tuple[optim.Optimizer, int]:
     if o is None:
         return optim.Optimizer(), 0
     if not isinstance(o, dict):
-        raise ValueError("optimizer is not a JSON object")
+        raise WorkerInputError("optimizer is not a JSON object")
     coefs = {}
     for key in ("momentum", "beta1", "beta2", "eps", "weight_decay"):
         v = o[key]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"optimizer {key} {str(v)[:40]} is not a number")
+            raise WorkerInputError(f"optimizer {key} {str(v)[:40]} is not a number")
         coefs[key] = float(v)
     if not isinstance(o["name"], str):
-        raise ValueError("optimizer name is not a text")
+        raise WorkerInputError("optimizer name is not a text")
     return optim.Optimizer(o["name"], **coefs), _whole(o, "steps", 0, _INT_MAX)
 
 
@@ -177,5 +177,5 @@ def _whole(meta: dict, key: str, low: int, high: int) -> int:
     """meta[key] as a whole number within low..high (JSON allows 10**30, the database does not)."""
     v = meta[key]
     if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-        raise ValueError(f"{key} {str(v)[:40]} is not a whole number in {low}..{high:,}")
+        raise WorkerInputError(f"{key} {str(v)[:40]} is not a whole number in {low}..{high:,}")
     return v

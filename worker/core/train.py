@@ -18,7 +18,7 @@ import numpy as np
 from worker.core import nn, optim, schedule
 from worker.core.divergence import Watch
 from worker.core.pool import Pool
-from worker.errors import DivergedError
+from worker.errors import DivergedError, WorkerInputError
 
 
 class TrainData(Protocol):
@@ -67,7 +67,9 @@ def new_state(
 ) -> State:
     """A fresh network, initialised from `seed`, with zero optimizer state."""
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch size {batch_size} must be at least 1 (or none for full batch)")
+        raise WorkerInputError(
+            f"batch size {batch_size} must be at least 1 (or none for full batch)"
+        )
     rng = np.random.default_rng(seed)
     params = nn.init_params(arch, rng)
     opt = optimizer or optim.Optimizer()
@@ -105,11 +107,15 @@ def check_data(state: State, data: TrainData) -> None:
     for name in ("x_train", "x_dev"):
         x = getattr(data, name)
         if x.dtype != dtype:
-            raise ValueError(f"{name} is {x.dtype} but the network is {dtype}; convert the data")
+            raise WorkerInputError(
+                f"{name} is {x.dtype} but the network is {dtype}; convert the data"
+            )
         if x.ndim != 2 or x.shape[1] != state.arch.n_in:
-            raise ValueError(f"{name} has shape {x.shape}; expected (rows, {state.arch.n_in})")
+            raise WorkerInputError(
+                f"{name} has shape {x.shape}; expected (rows, {state.arch.n_in})"
+            )
     if len(data.y_train) != len(data.x_train) or len(data.x_train) == 0:
-        raise ValueError("training data is empty or its labels do not match its images")
+        raise WorkerInputError("training data is empty or its labels do not match its images")
 
 
 @np.errstate(over="ignore", invalid="ignore")  # divergence is caught, and named, at each point
@@ -137,52 +143,10 @@ def train(
     lr of each step is schedule.lr_at(lr, shape, i - first, until - first), so it depends on
     the iteration only. A stage stuck at chance or with a climbing loss raises DivergedError too.
     """
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate {lr} must be a positive finite number")
-    if eval_every < 1:
-        raise ValueError(f"eval_every {eval_every} must be at least 1")
-    check_data(state, data)
-    arch, params = state.arch, state.params
     first = state.iteration if first is None else first
-    problem = schedule.check(shape, until - first)
-    if problem:
-        raise ValueError(problem)
-
-    def lr_of(i: int) -> float:
-        return schedule.lr_at(lr, shape, i - first, until - first)
-
-    watch = Watch(arch.n_out, start=first)
-    n = len(data.x_train)
-    full = state.batch_size is None or state.batch_size >= n
-    batches = 1 if full else math.ceil(n / state.batch_size)
-    start, t0 = state.iteration, time.perf_counter()
-    running = nn.BatchStats()  # mini-batch: loss and hits of the batches since the last point
-    order, order_epoch = np.arange(0), -1
-    # full batch: the rows grouped once per call into blocks without their empty columns
-    everything = (
-        nn.pack(data.x_train, data.y_train) if full else nn.rows(data.x_train, data.y_train)
-    )
-
-    def report(stats: nn.BatchStats, pool: Pool) -> bool:
-        loss = stats.loss_sum / stats.count
-        if not math.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
-            raise DivergedError(
-                f"loss became {loss} by iteration {state.iteration} at lr {lr}; "
-                "lower the learning rate"
-            )
-        p = Point(
-            iteration=state.iteration,
-            train_acc=stats.correct / stats.count,
-            dev_acc=accuracy(params, arch, data.x_dev, data.y_dev, pool),
-            loss=loss,
-            lr=lr_of(max(first, state.iteration - 1)),  # the lr of the step that led here
-            wall=time.perf_counter() - t0,
-        )
-        why = watch.see(p.iteration, p.loss, p.dev_acc) if len(data.y_dev) else ""
-        if why:
-            raise DivergedError(f"diverged: {why} at lr {lr}; lower the learning rate")
-        return bool(on_point(state, p)) if on_point is not None else False
-
+    _check_stage(state, data, lr, eval_every, shape, until - first)
+    stage = _Stage(state, data, lr, shape, first, until, on_point)
+    start = state.iteration
     with Pool(threads) as pool:
         while state.iteration < until:
             if should_stop is not None and should_stop(state):
@@ -190,29 +154,107 @@ def train(
             i = state.iteration
             # a call that resumes at `start` skips its point: the call before reported it
             due = i % eval_every == 0 and (i > start or i == 0)
-            if full:
-                # the step's own forward pass measures the current parameters: the point is free
-                stats = nn.BatchStats() if due else None
-                grads = nn.gradients(params, arch, everything, stats, pool)
-                if stats is not None and report(stats, pool):
-                    return state
-            else:
-                if due:
-                    exact = running.count == 0
-                    if report(
-                        nn.measure(params, arch, everything, pool) if exact else running, pool
-                    ):
-                        return state
-                    running = nn.BatchStats()
-                epoch, pos = divmod(i, batches)
-                if epoch != order_epoch:
-                    order, order_epoch = epoch_order(state.seed, epoch, n), epoch
-                idx = order[pos * state.batch_size : (pos + 1) * state.batch_size]
-                batch = nn.rows(data.x_train[idx], data.y_train[idx])  # one block unless large
-                grads = nn.gradients(params, arch, batch, running, pool)
-            optim.step(state.optimizer, params, grads, state.slots, lr_of(i))
+            grads = stage.gradients(i, due, pool)
+            if grads is None:
+                return state
+            optim.step(state.optimizer, state.params, grads, state.slots, stage.lr_of(i))
             state.iteration = i + 1
         if state.iteration > start:
-            exact = full or running.count == 0
-            report(nn.measure(params, arch, everything, pool) if exact else running, pool)
+            stage.report(stage.measured(pool), pool)
     return state
+
+
+def _check_stage(
+    state: State, data: TrainData, lr: float, eval_every: int, shape: schedule.Shape, length: int
+) -> None:
+    """Refuse a stage that cannot run as asked, before any time is spent."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise WorkerInputError(f"learning rate {lr} must be a positive finite number")
+    if eval_every < 1:
+        raise WorkerInputError(f"eval_every {eval_every} must be at least 1")
+    check_data(state, data)
+    problem = schedule.check(shape, length)
+    if problem:
+        raise WorkerInputError(problem)
+
+
+class _Stage:
+    """One call of train(): its lr schedule, its batches and the points it reports."""
+
+    def __init__(
+        self,
+        state: State,
+        data: TrainData,
+        lr: float,
+        shape: schedule.Shape,
+        first: int,
+        until: int,
+        on_point: OnPoint | None,
+    ) -> None:
+        self.state, self.data, self.lr, self.shape = state, data, lr, shape
+        self.first, self.until, self.on_point = first, until, on_point
+        self.watch = Watch(state.arch.n_out, start=first)
+        self.n = len(data.x_train)
+        self.full = state.batch_size is None or state.batch_size >= self.n
+        self.batches = 1 if self.full else math.ceil(self.n / state.batch_size)
+        self.t0 = time.perf_counter()
+        self.running = nn.BatchStats()  # mini-batch: loss and hits of the batches since the point
+        self.order, self.order_epoch = np.arange(0), -1
+        # full batch: the rows grouped once per call into blocks without their empty columns
+        x, y = data.x_train, data.y_train
+        self.everything = nn.pack(x, y) if self.full else nn.rows(x, y)
+
+    def lr_of(self, i: int) -> float:
+        """The lr of step i: it depends on the iteration only, so a resume replays it."""
+        return schedule.lr_at(self.lr, self.shape, i - self.first, self.until - self.first)
+
+    def gradients(self, i: int, due: bool, pool: Pool) -> list[np.ndarray] | None:
+        """The gradients of step i, its point reported first if due; None if on_point stops."""
+        params, arch = self.state.params, self.state.arch
+        if self.full:
+            # the step's own forward pass measures the current parameters: the point is free
+            stats = nn.BatchStats() if due else None
+            grads = nn.gradients(params, arch, self.everything, stats, pool)
+            return None if stats is not None and self.report(stats, pool) else grads
+        if due:
+            if self.report(self.measured(pool), pool):
+                return None
+            self.running = nn.BatchStats()
+        return nn.gradients(params, arch, self.batch(i), self.running, pool)
+
+    def batch(self, i: int) -> list[nn.Block]:
+        """The rows of mini-batch step i, at its place in its epoch's seeded order."""
+        epoch, pos = divmod(i, self.batches)
+        if epoch != self.order_epoch:
+            self.order, self.order_epoch = epoch_order(self.state.seed, epoch, self.n), epoch
+        size = self.state.batch_size
+        idx = self.order[pos * size : (pos + 1) * size]
+        return nn.rows(self.data.x_train[idx], self.data.y_train[idx])  # one block unless large
+
+    def measured(self, pool: Pool) -> nn.BatchStats:
+        """A point's stats: exact over all rows, or the batches' since the last point."""
+        if self.full or self.running.count == 0:
+            return nn.measure(self.state.params, self.state.arch, self.everything, pool)
+        return self.running
+
+    def report(self, stats: nn.BatchStats, pool: Pool) -> bool:
+        """Check the point for divergence and hand it to on_point; True if it asks to stop."""
+        state, data, lr = self.state, self.data, self.lr
+        loss = stats.loss_sum / stats.count
+        if not math.isfinite(loss) or not all(np.isfinite(p).all() for p in state.params):
+            raise DivergedError(
+                f"loss became {loss} by iteration {state.iteration} at lr {lr}; "
+                "lower the learning rate"
+            )
+        p = Point(
+            iteration=state.iteration,
+            train_acc=stats.correct / stats.count,
+            dev_acc=accuracy(state.params, state.arch, data.x_dev, data.y_dev, pool),
+            loss=loss,
+            lr=self.lr_of(max(self.first, state.iteration - 1)),  # the lr of the step that led here
+            wall=time.perf_counter() - self.t0,
+        )
+        why = self.watch.see(p.iteration, p.loss, p.dev_acc) if len(data.y_dev) else ""
+        if why:
+            raise DivergedError(f"diverged: {why} at lr {lr}; lower the learning rate")
+        return bool(self.on_point(state, p)) if self.on_point is not None else False

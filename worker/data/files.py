@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from worker.errors import PathError, WorkerError
+
 _KINDS = {
     stat.S_IFDIR: "a directory",
     stat.S_IFCHR: "a character device",
@@ -27,8 +29,19 @@ _CREATE = (
 )
 
 
-class NotRegularFileError(OSError):
+class NotRegularFileError(PathError):
     """The path names something other than a regular file, which gradq never reads or replaces."""
+
+
+@contextmanager
+def about(path: Path, doing: str) -> Iterator[None]:
+    """An OSError on a file the user named becomes one line naming the file and why, not a bug."""
+    try:
+        yield
+    except WorkerError:
+        raise
+    except OSError as e:
+        raise PathError(f"{path}: cannot {doing} it ({e.strerror or e})") from e
 
 
 def kind_of(path: Path) -> str | None:
@@ -37,6 +50,8 @@ def kind_of(path: Path) -> str | None:
         mode = path.stat().st_mode  # follows symlinks: a link to a device is a device
     except FileNotFoundError:
         return None
+    except OSError as e:
+        raise PathError(f"{path}: cannot look at it ({e.strerror or e})") from e
     if stat.S_ISREG(mode):
         return None
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
@@ -55,15 +70,16 @@ def check_writable(dest: Path) -> None:
 def replacing(dest: Path) -> Iterator[BinaryIO]:
     """Yield a fresh temp file (read-write) beside dest, renamed onto dest if the block succeeds."""
     check_writable(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp, fd = _exclusive_temp(dest)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            yield f
-        check_writable(dest)  # again: something may have been put there while we wrote
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with about(dest, "write"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = _exclusive_temp(dest)
+        try:
+            with os.fdopen(fd, "w+b") as f:
+                yield f
+            check_writable(dest)  # again: something may have been put there while we wrote
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(dest: Path, data: bytes) -> None:

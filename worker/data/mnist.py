@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from worker.data import checks, files, idx, mnist_csv, npz
-from worker.errors import DataError
+from worker.errors import DataError, WorkerInputError
 
 _NO_DATA_HINT = "run `gradq data fetch` or `gradq data import FILE`"
 
@@ -26,7 +26,7 @@ class Dataset:
         """Refuse malformed arrays at construction, so split() and the network can trust them."""
         _check_pair("train", self.x_train, self.y_train)
         if (self.x_test is None) != (self.y_test is None):
-            raise ValueError("Dataset x_test and y_test must both be arrays or both be None")
+            raise WorkerInputError("Dataset x_test and y_test must both be arrays or both be None")
         if self.x_test is not None:
             _check_pair("test", self.x_test, self.y_test)
 
@@ -51,7 +51,7 @@ def load(
 ) -> Dataset:
     """Load and validate any supported source, so a bad file fails here, not mid-training."""
     if limit is not None and (isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive number of training rows, got {limit!r}")
+        raise WorkerInputError(f"limit must be a positive number of training rows, got {limit!r}")
     source = _resolve(Path(path))
     kind = _kind(source)
     if kind == "idx":
@@ -71,13 +71,15 @@ def split(ds: Dataset, *, dev_size: int = 1000, seed: int = 0, dtype: str = "flo
     except TypeError:
         kind = None
     if kind not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise WorkerInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     scale = kind.type(255)  # same dtype as the result, so float32 never passes through float64
     n = len(ds.y_train)
     if isinstance(dev_size, bool) or not isinstance(dev_size, int | np.integer):
-        raise ValueError(f"dev_size must be a whole number of rows, got {dev_size!r}")
+        raise WorkerInputError(f"dev_size must be a whole number of rows, got {dev_size!r}")
     if not 0 <= dev_size < n:
-        raise ValueError(f"dev_size must be from 0 to {n - 1} (there are {n} rows), got {dev_size}")
+        raise WorkerInputError(
+            f"dev_size must be from 0 to {n - 1} (there are {n} rows), got {dev_size}"
+        )
     order = np.random.default_rng(seed).permutation(n)  # (N,)
     dev, train = order[:dev_size], order[dev_size:]
     return Split(
@@ -188,7 +190,9 @@ def _resolve(path: Path) -> Path:
         raise DataError(
             f"{path}: is {kind}, not a regular file; expected MNIST as a .csv or an .npz"
         )
-    if path.stat().st_size == 0:
+    with files.about(path, "read"):
+        size = path.stat().st_size
+    if size == 0:
         raise DataError(f"{path}: empty file; expected MNIST as a .csv or an .npz")
     return path
 
@@ -211,12 +215,12 @@ def _check_pair(part: str, x: np.ndarray, y: np.ndarray) -> None:
     """Arrays built by hand must look like loaded ones: (N, 784) and (N,) uint8, labels 0..9."""
     shape_ok = x.ndim == 2 and x.shape[1] == checks.PIXELS
     if x.dtype != np.uint8 or not shape_ok or not x.flags.c_contiguous:
-        raise ValueError(
+        raise WorkerInputError(
             f"Dataset x_{part} must be a C-contiguous (N, 784) uint8 array, got {x.shape} {x.dtype}"
         )
     if y.dtype != np.uint8 or y.shape != x.shape[:1]:
-        raise ValueError(
+        raise WorkerInputError(
             f"Dataset y_{part} must be a ({len(x)},) uint8 array, got {y.shape} {y.dtype}"
         )
     if len(y) and y.max() > 9:
-        raise ValueError(f"Dataset y_{part} holds label {y.max()}; labels must be 0-9")
+        raise WorkerInputError(f"Dataset y_{part} holds label {y.max()}; labels must be 0-9")

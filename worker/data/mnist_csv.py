@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from worker.core import limits
-from worker.data import checks, npz
+from worker.data import checks, files, npz
 from worker.errors import DataError
 
 COLUMNS = 785  # label + 28 * 28 pixels
@@ -22,7 +22,8 @@ def load(path: Path, cache_dir: Path | None, limit: int | None) -> tuple[np.ndar
     """Parse once with pandas, then reuse an npz in `cache_dir` (None: none) keyed on the CSV's
     path, size and mtime."""
     # -> x (N, 784) uint8, y (N,) uint8
-    stat = path.stat()
+    with files.about(path, "read"):
+        stat = path.stat()
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     cache = None if cache_dir is None else cache_dir / f"{path.stem}-{key}.npz"
     stamp = np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)  # stale when these change
