@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from fixtures_env import caller_variables
 from fixtures_services import ROOT
@@ -91,9 +92,17 @@ def test_database_urls_never_print_their_password(home, monkeypatch, url, secret
         ("redis://:hunt@er2tail@127.0.0.1:63x79/0", "port is not a number"),
     ],
 )
-def test_broker_urls_are_checked_and_never_print_their_password(home, monkeypatch, url, fragment):
+def test_broker_urls_are_checked_and_never_print_their_password(
+    home, tmp_path, monkeypatch, url, fragment
+):
     monkeypatch.setenv("GRADQ_BROKER_URL", url)
-    for args in (["status"], ["train", "--stage", "1.0:10"]):
+    data = tmp_path / "digits.npz"  # whatever MNIST this host has, the broker is what is checked
+    rng = np.random.default_rng(0)
+    np.savez(data, x_train=rng.integers(0, 256, (20, 28, 28), np.uint8), y_train=np.arange(20) % 10)
+    for args in (
+        ["status"],
+        ["train", "--stage", "1.0:10", "--data", str(data), "--dev-size", "5"],
+    ):
         result = gradq(*args)
         assert result.exit_code == 1, (args, result.stdout, result.stderr)
         shown = result.stdout + result.stderr
