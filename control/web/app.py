@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
@@ -17,12 +17,16 @@ from storage.errors import NotFound, StorageError, StorageInputError, StorageUna
 from worker.errors import WorkerError, WorkerInputError
 
 STATIC = Path(__file__).parent / "static"
+# path -> (title, script): every page is one shell (static/page.html) that its script fills
 PAGES = {
-    "/": "runs.html",
-    "/compare": "compare.html",
-    "/cluster": "cluster.html",
-    "/api-docs": "apidocs.html",
+    "/": ("Runs", "runs"),
+    "/compare": ("Compare", "compare"),
+    "/cluster": ("Cluster", "cluster"),
+    "/api-docs": ("API", "apidocs"),
+    "/runs/{run_id}": ("Run", "run"),
+    "/evaluate/{snapshot_id}": ("Evaluate", "evaluate"),
 }
+SHELL = (STATIC / "page.html").read_text()
 HEADERS = {
     # every script, style and image comes from this server: no CDN, no inline script
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
@@ -66,7 +70,9 @@ def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
         response.headers.update(HEADERS)
         return response
 
-    def page(name: str):
+    def page(title: str, script: str):
+        html = SHELL.format(title=title, script=script)
+
         def serve(request: Request) -> Response:
             guard.check_host(request)
             if "token" in request.query_params:  # as Jupyter: trade the URL's token for a cookie
@@ -74,14 +80,12 @@ def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
                 if guard.holds_token(request):
                     back.set_cookie(COOKIE, guard.token, httponly=True, samesite="strict")
                 return back
-            return FileResponse(STATIC / name)
+            return HTMLResponse(html)
 
         return serve
 
-    for path, name in PAGES.items():
-        app.get(path, include_in_schema=False)(page(name))
-    app.get("/runs/{run_id}", include_in_schema=False)(page("run.html"))
-    app.get("/evaluate/{snapshot_id}", include_in_schema=False)(page("evaluate.html"))
+    for path, (title, script) in PAGES.items():
+        app.get(path, include_in_schema=False)(page(title, script))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
