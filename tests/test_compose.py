@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROFILES = ("tools", "test", "monitor", "ui")
-SERVICES = {"redis", "postgres", "worker", "control", "tests", "flower", "ui"}
+SERVICES = {"redis", "postgres", "data-init", "worker", "control", "tests", "flower", "ui"}
 APP_SERVICES = ("worker", "control", "tests")  # the gradq image, with the stack's env and data
 PASSWORD = "s3cret-from-env"
 # what docker-compose.yml reads from the environment; unset for the checks, so they are hermetic
@@ -171,6 +171,7 @@ def test_up_starts_the_stack_and_one_off_services_sit_in_profiles(services) -> N
     assert profiles == {
         "redis": [],
         "postgres": [],
+        "data-init": [],
         "worker": [],
         "control": ["tools"],
         "tests": ["test"],
@@ -200,6 +201,9 @@ def test_worker_runs_two_replicas_after_redis_and_postgres_are_healthy(services)
     depends = section(worker, "depends_on")
     assert depends.count("condition: service_healthy") == 2
     assert {"redis:", "postgres:"} <= set(depends)
+    # the data volume is filled by one container before the two replicas mount it at once
+    assert {"data-init:", "condition: service_completed_successfully"} <= set(depends)
+    assert ("data", "/data") in mounts(services["data-init"])
 
 
 def test_app_services_share_the_stack_env_and_the_data_volume(services) -> None:
