@@ -84,7 +84,7 @@ def status_dict() -> dict:
         "database_id": None,
     }
     live = _broker_part(out)
-    _database_part(out, live)
+    _database_part(out, live, s.reaper_seconds)
     return out
 
 
@@ -108,7 +108,7 @@ def _broker_part(out: dict) -> list[connections.LiveWorker] | None:
     return live
 
 
-def _database_part(out: dict, live: list[connections.LiveWorker] | None) -> None:
+def _database_part(out: dict, live: list[connections.LiveWorker] | None, period: float) -> None:
     """Fill in the database's side: revision, stages by status, work no live worker serves."""
     try:
         engine = connections.engine()
@@ -123,9 +123,11 @@ def _database_part(out: dict, live: list[connections.LiveWorker] | None) -> None
         out["waiting"] = [
             {"queue": q, "queued_stages": queued[q], "note": note} for q, note in notes.items()
         ]
+        out |= workers.liveness(engine, live, period)
         out["database_ok"] = True
     except Exception as e:  # reported, not raised: status shows what it can
         out |= {"database_ok": False, "database_error": one_line(e), "waiting": []}
+        out |= {"ready": [], "reapers": [], "warnings": []}
     mine = out["database_id"] or ""
     for w in out["workers"]:
         for q in w["queues"]:
@@ -152,6 +154,15 @@ def _status_table(out: dict) -> None:
     stages = ", ".join(f"{k} {v}" for k, v in sorted(out.get("stages", {}).items()))
     rows.append(["stages", stages or "none"])
     rows += [["waiting", w["note"]] for w in out["waiting"]]
+    rows += [
+        ["ready", f"{r['queue']}: {r['ready_stages']}, oldest {r['oldest_seconds']:.0f} s"]
+        for r in out["ready"]
+    ]
+    rows += [
+        ["reaper", f"{r['worker']}: last pass {r['last_pass_seconds']:.0f} s ago"]
+        for r in out["reapers"]
+    ]
+    rows += [["WARNING", w] for w in out["warnings"]]
     rows += [[k.replace("_", " "), out[k]] for k in ("broker_error", "database_error") if k in out]
     table(["what", "state"], rows)
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from control import connections
 from control.output import visible
 from storage import identity, runs, stages
+from storage import liveness as liveness_db
 from storage.db import redact_url, session_scope
 from storage.models import Run, Stage, StageStatus
 from worker.settings import settings_from_env
@@ -74,3 +75,37 @@ def queued_by_queue(engine: Engine) -> dict[str, int]:
             .group_by(Run.queue)
         ).all()
     return {queue: n for queue, n in rows}
+
+
+STRANDED_PERIODS = 3  # a ready stage waiting this many reaper periods with a live worker: warn
+
+
+def liveness(
+    engine: Engine, live: list[connections.LiveWorker] | None, period: float
+) -> dict[str, list]:
+    """Ready stages per queue with their oldest wait, each reaper's last pass, and a warning
+    for each queue whose oldest ready stage waited over 3 periods while a live worker serves
+    it (a stranded stage: nothing trains it, though someone could)."""
+    with session_scope(engine, readonly=True) as s:
+        waits = liveness_db.waiting(s)
+        ages = liveness_db.reaper_ages(s)
+        database = identity.database_id(s)
+    warnings = [
+        f"queue '{visible(w.queue)}': a ready stage has waited {w.oldest_seconds:.0f} s "
+        f"(over {STRANDED_PERIODS} reaper periods of {period:g} s) with a live worker on it"
+        for w in waits
+        if w.oldest_seconds > STRANDED_PERIODS * period
+        and any(x.serves(w.queue, database) for x in live or [])
+    ]
+    return {
+        "ready": [
+            {
+                "queue": w.queue,
+                "ready_stages": w.ready,
+                "oldest_seconds": round(w.oldest_seconds, 1),
+            }
+            for w in waits
+        ],
+        "reapers": [{"worker": k, "last_pass_seconds": round(v, 1)} for k, v in ages.items()],
+        "warnings": warnings,
+    }

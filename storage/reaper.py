@@ -63,6 +63,18 @@ def mark_sent(session: Session, stage_ids: list[int]) -> None:
         )
 
 
+def unmark_sent(session: Session, stage_ids: list[int]) -> None:
+    """Forget the stamp of a send that failed, so the next period sends again rather than
+    waiting as if a message were queued."""
+    if stage_ids:
+        session.execute(
+            update(Stage)
+            .where(Stage.id.in_(stage_ids))
+            .values(sent_at=None, updated_at=Stage.updated_at),
+            execution_options=NO_SYNC,
+        )
+
+
 def take_due(
     session: Session,
     grace_seconds: float,

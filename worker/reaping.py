@@ -17,7 +17,7 @@ from celery import signals
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from storage import identity, reaper, stages
+from storage import identity, liveness, reaper, stages
 from storage.db import session_scope
 from worker.settings import settings_from_env
 from worker.tasks import engine, publish, served_queues
@@ -50,16 +50,20 @@ def guard_forks() -> None:
 
 @signals.worker_ready.connect
 def _start_reaper(sender: object = None, **_: object) -> None:
-    """The worker's main process watches for lost stages and sends them again."""
+    """The worker's main process watches for lost stages and sends them again; a watchdog
+    replaces the reaper thread if it dies or stops completing passes."""
     guard_forks()
-    threading.Thread(target=_reap_forever, name="gradq-reaper", daemon=True).start()
+    worker = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
+    Watchdog(worker, settings_from_env().reaper_seconds).start()
 
 
-def reap_once(eng: Engine) -> list[int]:
+def reap_once(eng: Engine, worker: str | None = None) -> list[int]:
     """Fail stages lost too often, and send again those whose worker or message was lost.
 
     Whatever the queue depth: `sent_at` tells a message still waiting from a lost one, and
-    bounds the re-sends per stage (storage.reaper.take_due). Returns the ids sent.
+    bounds the re-sends per stage (storage.reaper.take_due). A send that fails is unstamped, so
+    the next pass sends again. With `worker`, a completed pass is recorded under its name.
+    Returns the ids sent.
     """
     s = settings_from_env()
     queues = served_queues()
@@ -70,17 +74,62 @@ def reap_once(eng: Engine) -> list[int]:
         database = identity.database_id(session)
     if given_up:
         log.warning("reaper: stages %s failed: their workers were lost too often", given_up)
-    publish([(i, where[i]) for i in due], database)
+    try:
+        publish([(i, where[i]) for i in due], database)
+    except BaseException:
+        with reaper_session(eng) as session:
+            reaper.unmark_sent(session, due)
+        raise
+    if worker is not None:
+        with reaper_session(eng) as session:
+            liveness.record_pass(session, worker)
     return due
 
 
-def _reap_forever() -> None:
-    period = settings_from_env().reaper_seconds
-    while True:
-        time.sleep(period)
-        try:
-            ids = reap_once(engine())
-            if ids:
-                log.warning("reaper: sent stages %s again", ids)
-        except Exception as e:  # the reaper must outlive a passing broker or database outage
-            log.warning("reaper: %s", e)
+class Watchdog(threading.Thread):
+    """Keeps one reaper thread alive: starts another when the last one died or has not
+    completed a pass for `STALL_PERIODS` periods plus `STALL_SLACK` seconds (a hung thread
+    cannot be killed; its generation is retired, so it stops at its next wake-up)."""
+
+    STALL_PERIODS = 6
+    STALL_SLACK = 30.0
+
+    def __init__(self, worker: str, period: float) -> None:
+        super().__init__(name="gradq-reaper-watchdog", daemon=True)
+        self.worker, self.period = worker, period
+        self.generation = 0
+        self.last_pass = time.monotonic()
+        self.reaper: threading.Thread | None = None
+        self.stopped = threading.Event()
+        self.restarts = 0
+
+    def run(self) -> None:
+        self._spawn()
+        while not self.stopped.wait(self.period):
+            stalled = time.monotonic() - self.last_pass
+            if not self.reaper.is_alive() or stalled > self.STALL_PERIODS * self.period + (
+                self.STALL_SLACK
+            ):
+                log.warning("reaper: thread dead or stalled for %.0f s; starting another", stalled)
+                self.restarts += 1
+                self._spawn()
+
+    def _spawn(self) -> None:
+        self.generation += 1
+        self.last_pass = time.monotonic()
+        self.reaper = threading.Thread(
+            target=self._reap_forever, args=(self.generation,), name="gradq-reaper", daemon=True
+        )
+        self.reaper.start()
+
+    def _reap_forever(self, generation: int) -> None:
+        while not self.stopped.wait(self.period) and generation == self.generation:
+            try:
+                ids = reap_once(engine(), self.worker)
+                if ids:
+                    log.warning("reaper: sent stages %s again", ids)
+            except Exception as e:  # the reaper must outlive a passing broker or database outage
+                log.warning("reaper: %s", e)
+                continue
+            if generation == self.generation:
+                self.last_pass = time.monotonic()

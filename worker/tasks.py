@@ -23,6 +23,11 @@ from worker.settings import settings_from_env
 
 log = logging.getLogger(__name__)
 TASK = "gradq.run_stage"
+# Every send is bounded in time: a socket that stalls fails in seconds, a refused connection is
+# retried twice, then the send raises and its caller leaves the stage unstamped (the next reaper
+# period sends again). Worst case about 2 + 0.5 + 2 + 1 + 2 s, far below a reaper period's grace.
+SEND_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+SEND_RETRY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1.0}
 _engines: dict[str, Engine] = {}  # this process's engine per database URL
 _ids: dict[str, str] = {}  # database URL -> its identity
 _pid = os.getpid()  # whose engines these are: a forked child makes its own
@@ -75,13 +80,16 @@ def publish(sends: list[tuple[int, str]], database: str) -> list[str]:
     """
     if not sends:
         return []
-    with app.connection_for_write(settings_from_env().broker_url) as conn:
+    url = settings_from_env().broker_url
+    with app.connection_for_write(url, transport_options=SEND_TIMEOUTS) as conn:
         return [
             app.send_task(
                 TASK,
                 args=[stage_id, database],
                 queue=broker_queue(queue, database),
                 connection=conn,
+                retry=True,
+                retry_policy=SEND_RETRY,
             ).id
             for stage_id, queue in sends
         ]
@@ -125,7 +133,10 @@ def run_stage(task: Task, stage_id: int, database: str | None = None) -> dict:
     outcome = runner.run_slice(eng, settings_from_env(), int(stage_id), queues=served_queues())
     log.info("stage %s: %s %s", stage_id, outcome.status, outcome.detail)
     if outcome.send is not None:
-        send_stages(eng, [outcome.send])
+        try:
+            send_stages(eng, [outcome.send])
+        except Exception as e:  # the broker is away: left unstamped, a reaper will send it
+            log.warning("stage %s: next message not sent (%s); a reaper will", outcome.send, e)
     return {"stage": stage_id, "status": str(outcome.status), "detail": outcome.detail}
 
 

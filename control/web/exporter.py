@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
 from control import describe
-from storage import runs
+from storage import liveness, runs
 from storage.db import session_scope
 from storage.models import Snapshot, Stage, StageStatus
 
@@ -32,6 +32,8 @@ class DatabaseCollector:
             snap_bytes, snap_count = s.execute(
                 select(func.coalesce(func.sum(Snapshot.size), 0), func.count(Snapshot.id))
             ).one()
+            waits = liveness.waiting(s)
+            reapers = liveness.reaper_ages(s)
         stages_g = GaugeMetricFamily("gradq_stages", "Stages by status.", labels=["status"])
         counts = {str(getattr(k, "value", k)): n for k, n in by_status}
         for status in StageStatus:
@@ -53,9 +55,27 @@ class DatabaseCollector:
         )
         yield GaugeMetricFamily("gradq_snapshot_bytes", "Bytes of stored snapshots.", snap_bytes)
         yield GaugeMetricFamily("gradq_snapshots", "Stored snapshots.", value=snap_count)
+        yield from _liveness(waits, reapers)
         depth = self.queue_depth() if self.queue_depth else None
         if depth is not None:
             yield GaugeMetricFamily("gradq_queue_depth", "Messages waiting on the broker.", depth)
+
+
+def _liveness(waits: list[liveness.Waiting], reapers: dict[str, float]) -> Iterator[Metric]:
+    """Is work moving: ready stages and their oldest wait per queue, each reaper's last pass."""
+    ready = GaugeMetricFamily("gradq_ready_stages", "Ready, untrained stages.", labels=["queue"])
+    oldest = GaugeMetricFamily(
+        "gradq_oldest_ready_seconds", "Age of the oldest ready stage.", labels=["queue"]
+    )
+    for w in waits:
+        ready.add_metric([w.queue], w.ready)
+        oldest.add_metric([w.queue], w.oldest_seconds)
+    passes = GaugeMetricFamily(
+        "gradq_reaper_last_pass_seconds", "Seconds since a reaper's last pass.", labels=["worker"]
+    )
+    for worker, age in reapers.items():
+        passes.add_metric([worker], age)
+    yield from (ready, oldest, passes)
 
 
 def render(engine: Engine, queue_depth=None) -> bytes:
