@@ -5,9 +5,9 @@
 
 A redis-server of its own on a free loopback port (killed with SIGKILL, restarted empty, so every
 queued or unacknowledged message is lost), a fresh PostgreSQL schema (or an SQLite file), and
-`gradq worker` processes with 1 s slices, so restarts land during slice hand-overs too. It watches
-every ready stage and reports the longest time one waited unclaimed; it passes when every run
-succeeded with its whole curve and no ready stage waited longer than lease grace + 3 reaper
+`gradq worker` processes with 1 s slices, so restarts land during slice hand-overs too. It
+reports the longest time a ready stage waited unclaimed while a worker was free; it passes when
+every run succeeded with its whole curve and no such wait was longer than lease grace + 3 reaper
 periods. Bounded in time (--timeout) and count; it talks only to 127.0.0.1. The last line is JSON.
 """
 
@@ -28,13 +28,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from storage import metrics, migrate, runs, stages  # noqa: E402
-from storage.clock import utcnow  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.models import Stage, StageStatus  # noqa: E402
 from storage.stages import blocked_by_earlier  # noqa: E402
@@ -124,28 +123,38 @@ def start_worker(env: dict[str, str], name: str, tmp: Path) -> subprocess.Popen:
 
 
 class Watch(threading.Thread):
-    """Polls the stages: the longest a ready stage has waited unclaimed (database clock)."""
+    """Polls the stages: the longest a ready stage waited unclaimed while a worker process was
+    free (fewer stages running than `capacity`); a wait behind busy workers is the queue's
+    ordinary depth, not a stranded stage."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, capacity: int) -> None:
         super().__init__(daemon=True)
         self.engine = make_engine(url)
+        self.capacity = capacity
         self.worst = 0.0
         self.worst_stage: int | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
-        query = select(Stage.id, utcnow() - Stage.updated_at).where(
-            Stage.status == StageStatus.QUEUED, ~blocked_by_earlier()
-        )
+        ready = select(Stage.id).where(Stage.status == StageStatus.QUEUED, ~blocked_by_earlier())
+        running = select(func.count()).where(Stage.status == StageStatus.RUNNING)
+        waited: dict[int, float] = {}  # ready stage -> seconds waited with a free worker
+        last = time.monotonic()
         while not self.stop.wait(0.25):
             try:
                 with session_scope(self.engine, readonly=True) as s:
-                    waits = [(i, w.total_seconds()) for i, w in s.execute(query)]
+                    ids = set(s.scalars(ready))
+                    busy = s.scalar(running)
             except Exception:  # a passing database hiccup is not the soak's subject
                 continue
-            for stage_id, waited in waits:
-                if waited > self.worst:
-                    self.worst, self.worst_stage = waited, stage_id
+            now = time.monotonic()
+            dt, last = now - last, now
+            waited = {i: waited.get(i, 0.0) for i in ids}
+            if busy < self.capacity:
+                for i in ids:
+                    waited[i] += dt
+                    if waited[i] > self.worst:
+                        self.worst, self.worst_stage = waited[i], i
 
 
 def fault(broker: Broker, n: int, rng: random.Random, done: threading.Event, log: list) -> None:
@@ -195,7 +204,7 @@ def main() -> int:
     workers: list[subprocess.Popen] = []
     done = threading.Event()
     failed_logs = True  # kept unless the soak passes
-    watch = Watch(url)
+    watch = Watch(url, a.workers)
     try:
         from worker import tasks
 
