@@ -261,3 +261,11 @@ def test_up_without_any_redis_server_is_one_line(home, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server anywhere
     monkeypatch.setenv("GRADQ_BROKER_URL", "redis://127.0.0.1:1/0")
     assert_one_line_error(gradq("up"), 1, "no redis-server found")
+
+
+def test_a_stage_that_blew_up_is_reported_diverged_not_succeeded(home, small_mnist):
+    """Issue 22: `gradq train --local --stage 1000:300` ended "succeeded" at 9 % dev."""
+    result = gradq("train", "--stage", "1000:300", "--data", small_mnist, "--local")
+    assert_one_line_error(result, 1, "diverged", "lower the learning rate")
+    run = json.loads(gradq("show", "1", "--json").stdout)
+    assert [s["status"] for s in run["stages"]] == ["failed"]

@@ -49,3 +49,34 @@ def test_a_huge_lr_that_stays_finite_is_failed_as_diverged(mnist_split):
     with pytest.raises(DivergedError, match=r"diverged: dev accuracy stayed at chance"):
         train.train(state, sub, 1000.0, 2000, eval_every=50)
     assert state.iteration < 1000  # stopped soon after the grace, not at the stage's end
+
+
+def _sub(split, n: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        x_train=split.x_train[:n], y_train=split.y_train[:n], x_dev=split.x_dev, y_dev=split.y_dev
+    )
+
+
+def test_a_300_iteration_stage_that_blew_up_ends_diverged(mnist_split):
+    """Issue 22: lr 1000 for 300 iterations ended "succeeded" at 9 % dev, loss 70.7 from 2.67."""
+    state = train.new_state(nn.Arch(), seed=0)
+    with pytest.raises(DivergedError, match=r"diverged: the stage ended with the loss at"):
+        train.train(state, _sub(mnist_split, 10000), 1000.0, 300, eval_every=50)
+
+
+@pytest.mark.parametrize(("lr", "until"), [(0.02, 100), (0.1, 300)])
+def test_a_slow_start_is_not_divergence(mnist_split, lr, until):
+    """Sigmoid layers start at chance: at lr 0.02 they are still there after 100 iterations
+    (but learning), at lr 0.1 they leave it within 300; neither diverged."""
+    state = train.new_state(nn.Arch(acts=("sigmoid", "sigmoid")), seed=0)
+    points = []
+    train.train(
+        state,
+        _sub(mnist_split, 10000),
+        lr,
+        until,
+        eval_every=50,
+        on_point=lambda _, p: points.append(p) and False,
+    )
+    assert points[0].dev_acc <= 0.12 and points[-1].loss < points[0].loss
+    assert state.iteration == until

@@ -164,3 +164,28 @@ def test_the_watch_forgives_a_slow_start_and_noise():
     assert all(w.see(1000 + i, loss, 0.9) == "" for i, loss in enumerate(noisy))
     climbing = [w.see(2000 + i, 1.0 + i, 0.9) for i in range(5)]
     assert climbing[-1].startswith("the loss rose") and not any(climbing[:-1])
+
+
+def test_the_end_verdict_applies_to_a_stage_of_any_length():
+    """Points at 0..300 only (a 300-iteration stage): the in-a-row rules cannot fire."""
+    blown = Watch(10, start=0, end=300)
+    assert blown.see(0, 2.67, 0.07) == ""
+    assert all(blown.see(i, loss, 0.098) == "" for i, loss in ((100, 80.0), (150, 65.0)))
+    assert all(blown.see(i, loss, 0.098) == "" for i, loss in ((200, 78.7), (250, 70.8)))
+    assert blown.see(300, 70.7, 0.098).startswith("the stage ended with the loss at 70.7")
+    stuck = Watch(10, start=0, end=100)
+    assert stuck.see(0, 2.3, 0.1) == "" and stuck.see(50, 2.31, 0.1) == ""
+    assert stuck.see(100, 2.31, 0.1).startswith("the stage ended at chance")
+    slow = Watch(10, start=0, end=100)  # at chance at its end, but learning: a slow start
+    assert slow.see(0, 2.40, 0.098) == "" and slow.see(50, 2.39, 0.1) == ""
+    assert slow.see(100, 2.37, 0.11) == ""
+    unended = Watch(10, start=0, end=400)  # the same points, the stage not over: no verdict
+    assert all(unended.see(i, 2.31, 0.1) == "" for i in (0, 50, 100))
+
+
+def test_a_loss_held_far_above_its_start_fails_before_the_end():
+    w = Watch(10, start=0, end=5000)
+    assert w.see(0, 2.6, 0.1) == ""
+    wobble = [40.0, 55.0, 38.0, 61.0, 45.0, 52.0]  # 30x, then never rising 5 times in a row
+    seen = [w.see(200 + 50 * i, loss, 0.3) for i, loss in enumerate(wobble)]
+    assert not any(seen[:4]) and seen[4].startswith("the loss stayed above 2x its start")

@@ -193,7 +193,7 @@ class _Stage:
     ) -> None:
         self.state, self.data, self.lr, self.shape = state, data, lr, shape
         self.first, self.until, self.on_point = first, until, on_point
-        self.watch = Watch(state.arch.n_out, start=first)
+        self.watch = Watch(state.arch.n_out, start=first, end=until)
         self.n = len(data.x_train)
         self.full = state.batch_size is None or state.batch_size >= self.n
         self.batches = 1 if self.full else math.ceil(self.n / state.batch_size)
