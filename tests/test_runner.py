@@ -211,3 +211,24 @@ def test_a_stage_of_another_queue_is_left_alone(engine, small_mnist):
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
     assert (stage.status, stage.attempts) == (StageStatus.QUEUED, 0)
+
+
+def test_a_termination_hidden_in_compiled_code_ends_the_process_not_the_stage(
+    engine, small_mnist, monkeypatch
+):
+    """Celery's SystemExit raised inside a numba kernel comes out as SystemError: the stage must
+    stay running for its lease to lapse and a reaper to resend it, never be failed."""
+
+    def compiled_step(*_args, **_kwargs):
+        try:
+            raise SystemExit(1)  # what billiard's SIGTERM handler raises mid-step
+        except SystemExit:
+            raise SystemError("<numba kernel> returned a result with an exception set") from None
+
+    monkeypatch.setattr(runspec, "load_split", compiled_step)
+    (stage_id,) = make_run(engine, small_mnist, [(0.5, 10)])
+    with pytest.raises(SystemExit):
+        runner.run_slice(engine, FAST, stage_id, "w")
+    with session_scope(engine) as s:
+        stage = stages.get_stage(s, stage_id)
+    assert (stage.status, stage.error) == (StageStatus.RUNNING, None)

@@ -190,8 +190,27 @@ def run_slice(
     except (WorkerError, StorageError) as e:  # ours: the message says what was wrong
         return _fail(engine, stage_id, wid, str(e))
     except Exception as e:  # a bug or the machine (MemoryError): recorded, never retried forever
+        hidden = _termination(e)
+        if hidden is not None:  # the process is being ended: the lease lapses, a reaper resends
+            raise hidden from e
         log.exception("stage %s: unexpected error", stage_id)
         return _fail(engine, stage_id, wid, f"{type(e).__name__}: {e}")
+
+
+def _termination(e: BaseException) -> BaseException | None:
+    """A SystemExit or KeyboardInterrupt that compiled code turned into another error.
+
+    Celery ends a task on broker connection loss with a signal whose handler raises SystemExit;
+    raised inside a compiled kernel (numba), it comes out as SystemError with the SystemExit as
+    its context. That is the process ending, not the stage failing.
+    """
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, SystemExit | KeyboardInterrupt):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _fail(engine: Engine, stage_id: int, wid: str, error: str) -> SliceResult:
