@@ -12,11 +12,17 @@ BASE=gradq-standin/debian:bookworm
 log() { echo "[standins] $*" >&2; }
 
 mirror() {
-  # The host's own Debian mirror (deb822 or one-line sources), else deb.debian.org.
+  # GRADQ_DEBIAN_MIRROR, else the host's own Debian mirror (deb822 or one-line sources); no
+  # address is guessed: a host that reaches none of its own would not reach a guessed one.
   local uri
   uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-    2>/dev/null | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ')
-  echo "${GRADQ_DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
+    2>/dev/null | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)
+  uri=${GRADQ_DEBIAN_MIRROR:-$uri}
+  if [ -z "$uri" ]; then
+    echo "[standins] no Debian mirror: set GRADQ_DEBIAN_MIRROR or add one to /etc/apt/sources.list(.d)" >&2
+    return 1
+  fi
+  echo "$uri"
 }
 
 build_base() {
@@ -27,7 +33,7 @@ build_base() {
   local root url
   root=$(mktemp -d /tmp/gradq-standin-rootfs.XXXXXX)
   trap 'rm -rf "$root"' RETURN
-  url=$(mirror)
+  url=$(mirror) || exit 1
   log "debootstrap bookworm from $url"
   debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$url" >/dev/null
   # The host's CA certificates: a TLS-intercepting proxy between here and PyPI stays trusted.

@@ -10,8 +10,15 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
 extras="postgres,plot"
 command -v redis-server >/dev/null 2>&1 || extras="$extras,redis-server"
-.venv/bin/python -m pip install --quiet -e ".[$extras]"
+# pip's own output (build warnings and all) goes to a log; the user sees one line, or its tail
+pip_log=.venv/pip-install.log
+echo "installing gradq into .venv (pip's log: $pip_log)"
+if ! { .venv/bin/python -m pip install --upgrade pip &&
+  .venv/bin/python -m pip install -e ".[$extras]"; } >"$pip_log" 2>&1; then
+  tail -n 20 "$pip_log" >&2
+  echo "quickstart: installing gradq failed; the whole log is in $pip_log" >&2
+  exit 1
+fi
 exec .venv/bin/gradq demo "$@"

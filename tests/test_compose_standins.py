@@ -133,3 +133,28 @@ def test_redis_standin_turns_protected_mode_off_and_runs_as_redis(shared_dir: Pa
         assert owner.stdout.decode().strip() == "redis"
     finally:
         stop(proc)
+
+
+def _mirror(apt_dir: Path, env_mirror: str | None) -> subprocess.CompletedProcess:
+    """compose-standins.sh's mirror() run alone, reading apt sources under `apt_dir`."""
+    script = (STANDINS.parent / "compose-standins.sh").read_text()
+    body = script[
+        script.index("mirror() {") : script.index("\n}\n", script.index("mirror() {")) + 3
+    ]
+    body = body.replace("/etc/apt", str(apt_dir))
+    env = {k: v for k, v in os.environ.items() if k != "GRADQ_DEBIAN_MIRROR"}
+    if env_mirror:
+        env["GRADQ_DEBIAN_MIRROR"] = env_mirror
+    code = f'set -euo pipefail\n{body}\nurl=$(mirror) || exit 1\necho "$url"'
+    return subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=env)
+
+
+def test_the_debian_mirror_is_the_hosts_or_the_users_never_a_guess(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    none = _mirror(tmp_path, None)
+    assert none.returncode == 1 and none.stdout == ""
+    assert none.stderr.count("\n") == 1 and "GRADQ_DEBIAN_MIRROR" in none.stderr
+    assert "deb.debian.org" not in none.stdout + none.stderr
+    (tmp_path / "sources.list").write_text("deb http://mirror.example/debian bookworm main\n")
+    assert _mirror(tmp_path, None).stdout.strip() == "http://mirror.example/debian"
+    assert _mirror(tmp_path, "http://mine/debian").stdout.strip() == "http://mine/debian"
