@@ -40,7 +40,14 @@ def start(home: Path, *args: object) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background by a shell without job control inherits SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C must reach it
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def top(engine, run_id: int = 1) -> int:
