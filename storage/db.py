@@ -132,7 +132,9 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "handle_error", _mid_query_is_broken)
+        return engine
     path = sqlite_file(parsed)
     if path is not None and create:
         try:
@@ -151,6 +153,15 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _mid_query_is_broken(context: Any) -> None:
+    """A psycopg connection left in the middle of a query (an exception raised by a signal
+    handler inside the driver, say) refuses everything with "connection in transaction status
+    ACTIVE". That connection is broken, not the statement: calling it a disconnect makes the
+    pool drop it, and the pre-ping take a fresh one, instead of failing the caller."""
+    if "connection in transaction status ACTIVE" in str(context.original_exception):
+        context.is_disconnect = True
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:

@@ -109,3 +109,25 @@ def test_sqlite_file_directory_is_created(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert path.exists()
+
+
+def test_a_pooled_connection_left_mid_query_is_replaced_not_an_error(engine: Engine) -> None:
+    """A query cut off in the middle (a signal's exception inside the driver) can leave a
+    psycopg connection ACTIVE in the pool; the pre-ping then failed with "can't change
+    'autocommit' now", a ProgrammingError that failed a training stage for good. It is a
+    broken connection: the pool must drop it and hand out a fresh one."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's connection states: PostgreSQL")
+    # no reset on return: the connection goes back as it is, as one whose query was cut off
+    # by an exception the pool never saw (its reset would have caught it)
+    url = engine.url.render_as_string(hide_password=False)
+    eng = make_engine(url, pool_reset_on_return=None, pool_size=1)
+    try:
+        raw = eng.raw_connection()
+        raw.driver_connection.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # sent, never read
+        assert raw.driver_connection.info.transaction_status.name == "ACTIVE"
+        raw.close()
+        with session_scope(eng) as s:
+            assert s.scalar(text("SELECT 42")) == 42
+    finally:
+        eng.dispose()
