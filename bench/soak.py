@@ -233,8 +233,9 @@ def main() -> int:
                         queue=queue,
                     )
                 )
-            with session_scope(engine) as s:
-                tasks.send_stage(stages.stages_of(s, run_ids[-1])[0].id)
+            with session_scope(engine, readonly=True) as s:
+                first = stages.stages_of(s, run_ids[-1])[0].id
+            tasks.send_stage(first)  # outside the transaction: SQLite has one writer
         watch.start()
         downs: list[float] = []
         rng = random.Random(a.seed)
