@@ -178,7 +178,8 @@ up() {
   local status
   for _ in $(seq 120); do
     status=$(control gradq status --json || true)
-    [ "$(grep -c '"celery@' <<<"$status")" = 2 ] && { echo "$status" | grep -A3 '"workers"'; return 0; }
+    [ "$(python3 -c 'import json, sys; print(len(json.load(sys.stdin)["workers"]))' \
+      <<<"$status" 2>/dev/null)" = 2 ] && { echo "$status" | grep -A3 '"workers"'; return 0; }
     sleep 1
   done
   echo "$status"
