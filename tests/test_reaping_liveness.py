@@ -9,6 +9,7 @@ import time
 
 import pytest
 import redis
+from helpers_stages import age_sends, finish_stage, schedule
 from sqlalchemy import Engine, select
 
 from control import workers
@@ -17,8 +18,7 @@ from control.web import exporter
 from storage import identity, liveness
 from storage.db import session_scope
 from storage.models import Meta, Stage, StageStatus
-from storage.stages import claim_stage, finish_stage
-from tests.test_storage_stages import age_sends, schedule
+from storage.stages import claim_stage
 from worker import reaping
 from worker.queues import broker_queue
 

@@ -2,6 +2,7 @@
 
 import pytest
 from fixtures_storage import new_run
+from helpers_stages import finish_stage
 from sqlalchemy import Engine
 
 from storage.db import session_scope
@@ -9,7 +10,7 @@ from storage.metrics import add_metric
 from storage.models import StageStatus
 from storage.retention import apply_retention
 from storage.snapshots import put_snapshot, snapshots_of
-from storage.stages import claim_stage, finish_stage, stages_of
+from storage.stages import claim_stage, stages_of
 
 
 def build(engine: Engine) -> tuple[int, dict[int, int]]:

@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 from fixtures_storage import new_run
+from helpers_stages import finish_stage
 from sqlalchemy import Engine, func, select, update
 
 from storage.db import session_scope
@@ -18,7 +19,7 @@ from storage.snapshots import (
     snapshots_of,
     truncate_after,
 )
-from storage.stages import claim_stage, finish_stage, stages_of
+from storage.stages import claim_stage, stages_of
 
 
 def blob(iteration: int) -> bytes:

@@ -1,13 +1,8 @@
-"""A stage's state machine: every change of a stage's status happens here, in one lock order.
+"""The lease protocol: a worker claims a stage, renews it, writes under it, and ends its slice;
+a stage whose worker was lost is taken over, and failed past MAX_TAKEOVERS.
 
-queued -> running (claim) -> queued (release between slices) | succeeded | paused | cancelled |
-failed; paused -> queued (resume); a running stage whose worker stopped beating is taken over
-by the next claim, at most MAX_TAKEOVERS times, then it fails.
-
-Lock order, the same in every transaction that writes: a stage's row before its run's snapshot
-and metric rows, and a run's stages in position (id) order. The lease check is the first
-statement of every worker write, so a worker that lost its lease waits on the stage row, finds
-it no longer its own, and writes nothing; two workers never hold rows the other waits for.
+The lease check is the first statement of every worker write, so a worker that lost its lease
+waits on the stage row, finds it no longer its own, and writes nothing.
 """
 
 from collections.abc import Mapping
@@ -15,20 +10,26 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.expression import ColumnElement, Exists
+from sqlalchemy.orm import Session
 
-from storage.clock import ago, utcnow
+from storage.clock import utcnow
 from storage.db import NO_SYNC
-from storage.errors import LeaseLost, NotFound
+from storage.errors import LeaseLost
 from storage.metrics import add_metric
-from storage.models import ACTIVE, Run, Snapshot, Stage, StageRequest, StageStatus
-from storage.runs import get_run
+from storage.models import ACTIVE, Snapshot, Stage, StageRequest, StageStatus
 from storage.snapshots import Truncated, put_snapshot, truncate_after
+from storage.stages.queries import (
+    BY_REQUEST,
+    WAITING,
+    blocked_by_earlier,
+    get_stage,
+    held_by,
+    lapsed_lease,
+    next_stage,
+    on_queues,
+)
 
 MAX_TAKEOVERS = 5  # a stage whose worker was lost this many times fails instead of retrying
-WAITING = (StageStatus.QUEUED, StageStatus.PAUSED)
-BY_REQUEST = "cancelled by request"
 
 
 class Outcome(StrEnum):
@@ -49,69 +50,6 @@ class Ended:
     outcome: Outcome
     send: int | None = None
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class Requested:
-    """Which stages changed status at once, and which running ones were flagged instead."""
-
-    changed: list[int]
-    flagged: list[int]
-
-
-# --- reads -------------------------------------------------------------------------------------
-
-
-def get_stage(session: Session, stage_id: int) -> Stage:
-    stage = session.get(Stage, stage_id, populate_existing=True)
-    if stage is None:
-        raise NotFound(f"no stage {stage_id}")
-    return stage
-
-
-def stages_of(session: Session, run_id: int) -> list[Stage]:
-    """The run's schedule in position order."""
-    get_run(session, run_id)
-    query = select(Stage).where(Stage.run_id == run_id).order_by(Stage.position)
-    return list(session.scalars(query.execution_options(populate_existing=True)))
-
-
-def next_stage(session: Session, run_id: int) -> Stage | None:
-    """The first queued, running or paused stage in position order; None when all finished."""
-    return next((stage for stage in stages_of(session, run_id) if stage.status in ACTIVE), None)
-
-
-def blocked_by_earlier() -> Exists:
-    """True for a stage while some earlier stage of its run has not succeeded."""
-    earlier = aliased(Stage)
-    return (
-        select(earlier.id)
-        .where(
-            earlier.run_id == Stage.run_id,
-            earlier.position < Stage.position,
-            earlier.status != StageStatus.SUCCEEDED,
-        )
-        .exists()
-    )
-
-
-def on_queues(queues: list[str] | tuple[str, ...]) -> ColumnElement[bool]:
-    """True for a stage whose run was submitted to one of `queues`."""
-    return Stage.run_id.in_(select(Run.id).where(Run.queue.in_(list(queues))))
-
-
-# --- a worker's transitions --------------------------------------------------------------------
-
-
-def lapsed_lease(grace_seconds: float) -> ColumnElement[bool]:
-    """A running stage whose worker stopped beating `grace_seconds` ago (database clock)."""
-    stopped = or_(Stage.heartbeat_at.is_(None), Stage.heartbeat_at < ago(grace_seconds))
-    return and_(Stage.status == StageStatus.RUNNING, stopped)
-
-
-def held_by(worker_id: str) -> ColumnElement[bool]:
-    """A running stage whose lease `worker_id` holds."""
-    return and_(Stage.worker == worker_id, Stage.status == StageStatus.RUNNING)
 
 
 def claim_stage(
@@ -176,9 +114,6 @@ def renew(
     return row.requested
 
 
-heartbeat = renew  # the name the CLI and older callers know
-
-
 def begin_slice(
     session: Session, stage_id: int, worker_id: str, run_id: int, iteration: int, done: int
 ) -> Truncated:
@@ -232,7 +167,7 @@ def end_slice(
         return Ended(Outcome.PAUSED)
     if asked is StageRequest.CANCEL:
         _set(session, stage_id, StageStatus.CANCELLED, end_snapshot_id=snapshot_id)
-        cancel_after(session, stage, _because(stage, "cancelled"))
+        cancel_after(session, stage, because(stage, "cancelled"))
         return Ended(Outcome.CANCELLED)
     _set(session, stage_id, StageStatus.QUEUED, sent_at=utcnow())  # its message goes out next
     return Ended(Outcome.CONTINUE, send=stage_id)
@@ -248,7 +183,7 @@ def _succeed(
         cancel_after(session, stage, BY_REQUEST)
         return Ended(Outcome.SUCCEEDED, detail="later stages cancelled")
     if nxt is not None and asked is StageRequest.PAUSE:
-        _move(session, [nxt.id], (StageStatus.QUEUED,), StageStatus.PAUSED)
+        move(session, [nxt.id], (StageStatus.QUEUED,), StageStatus.PAUSED)
         return Ended(Outcome.SUCCEEDED, detail="next stage paused")
     send = nxt.id if nxt is not None and nxt.status is StageStatus.QUEUED else None
     return Ended(Outcome.SUCCEEDED, send=send)
@@ -270,51 +205,6 @@ def _set(session: Session, stage_id: int, status: StageStatus, **extra: object) 
     session.execute(
         update(Stage).where(Stage.id == stage_id).values(**values), execution_options=NO_SYNC
     )
-
-
-def finish_stage(
-    session: Session,
-    stage_id: int,
-    worker_id: str,
-    end_snapshot_id: int | None,
-    status: StageStatus = StageStatus.SUCCEEDED,
-) -> None:
-    """End the holder's lease as succeeded, paused (resumable) or cancelled (see end_slice)."""
-    if status not in (StageStatus.SUCCEEDED, StageStatus.PAUSED, StageStatus.CANCELLED):
-        raise ValueError(f"finish_stage takes succeeded, paused or cancelled, not {status}")
-    done = get_stage(session, stage_id).iterations_done
-    if status is StageStatus.SUCCEEDED:
-        end_slice(
-            session, stage_id, worker_id, done=done, finished=True, snapshot_id=end_snapshot_id
-        )
-        return
-    ask = StageRequest.PAUSE if status is StageStatus.PAUSED else StageRequest.CANCEL
-    renew(session, stage_id, worker_id, done)
-    session.execute(
-        update(Stage).where(Stage.id == stage_id).values(requested=ask),
-        execution_options=NO_SYNC,
-    )
-    end_slice(session, stage_id, worker_id, done=done, finished=False, snapshot_id=end_snapshot_id)
-
-
-def release_stage(
-    session: Session,
-    stage_id: int,
-    worker_id: str,
-    iterations_done: int,
-    snapshot_id: int | None = None,
-) -> StageStatus:
-    """Give the lease back between slices; a request pending since the last heartbeat is
-    honoured here: returns QUEUED (send its next message), PAUSED or CANCELLED."""
-    ended = end_slice(
-        session,
-        stage_id,
-        worker_id,
-        done=iterations_done,
-        finished=False,
-        snapshot_id=snapshot_id,
-    )
-    return StageStatus.QUEUED if ended.outcome is Outcome.CONTINUE else StageStatus(ended.outcome)
 
 
 def _hand_over(session: Session, stage: Stage, end_snapshot_id: int | None) -> None:
@@ -363,7 +253,7 @@ def fail_stage(session: Session, stage_id: int, worker_id: str | None, error: st
     if session.execute(fail, execution_options=NO_SYNC).first() is None:
         raise _lease_lost(session, stage_id, worker_id)
     stage = get_stage(session, stage_id)
-    return cancel_after(session, stage, _because(stage, "failed"))
+    return cancel_after(session, stage, because(stage, "failed"))
 
 
 def reap(session: Session, grace_seconds: float) -> list[int]:
@@ -406,53 +296,7 @@ def cancel_after(session: Session, stage: Stage, reason: str) -> list[int]:
     return sorted(session.scalars(later, execution_options=NO_SYNC))
 
 
-def _because(stage: Stage, what: str) -> str:
-    return f"cancelled: stage {stage.position} (id {stage.id}) {what}"
-
-
-def _lease_lost(session: Session, stage_id: int, worker_id: str | None) -> LeaseLost:
-    stage = get_stage(session, stage_id)
-    holder = f", held by {stage.worker}" if stage.worker else ""
-    return LeaseLost(
-        f"stage {stage_id} is not held by {worker_id or 'anyone'}: it is {stage.status}{holder}"
-    )
-
-
-# --- what the CLI asks: cancel, pause, resume --------------------------------------------------
-
-
-def _targets(
-    session: Session, run_id: int | None, stage_id: int | None, *, and_later: bool
-) -> tuple[list[int], Stage | None]:
-    """The stage ids a request is about, locked in id order so that no worker's release or
-    finish can slip between the status change and the flag that follow (PostgreSQL: FOR
-    UPDATE; SQLite holds its write lock from BEGIN IMMEDIATE)."""
-    if (run_id is None) == (stage_id is None):
-        raise ValueError("pass exactly one of run_id or stage_id")
-    if stage_id is not None:
-        stage = get_stage(session, stage_id)
-        query = select(Stage.id).where(Stage.id == stage.id)
-        if and_later:
-            query = select(Stage.id).where(
-                Stage.run_id == stage.run_id, Stage.position >= stage.position
-            )
-    else:
-        get_run(session, run_id)  # type: ignore[arg-type]
-        stage, query = None, select(Stage.id).where(Stage.run_id == run_id)
-    return list(session.scalars(query.order_by(Stage.id).with_for_update())), stage
-
-
-def _flag(session: Session, ids: list[int], request: StageRequest) -> list[int]:
-    flag = (
-        update(Stage)
-        .where(Stage.id.in_(ids), Stage.status == StageStatus.RUNNING)
-        .values(requested=request, updated_at=utcnow())
-        .returning(Stage.id)
-    )
-    return sorted(session.scalars(flag, execution_options=NO_SYNC))
-
-
-def _move(
+def move(
     session: Session,
     ids: list[int],
     from_: tuple[StageStatus, ...],
@@ -473,67 +317,13 @@ def _move(
     return sorted(session.scalars(move, execution_options=NO_SYNC))
 
 
-def request_cancel(
-    session: Session,
-    *,
-    run_id: int | None = None,
-    stage_id: int | None = None,
-    grace_seconds: float | None = None,
-) -> Requested:
-    """Cancel a whole run, or one stage and every later stage (they could never run after it).
+def because(stage: Stage, what: str) -> str:
+    return f"cancelled: stage {stage.position} (id {stage.id}) {what}"
 
-    Queued and paused stages are cancelled now, and so are running ones whose worker stopped
-    beating for `grace_seconds` (if given); a live running stage gets requested="cancel" and
-    its worker ends it at the next heartbeat.
-    """
-    ids, stage = _targets(session, run_id, stage_id, and_later=True)
-    now = {"grace_seconds": grace_seconds}
-    if stage is None:
-        changed = _move(session, ids, WAITING, StageStatus.CANCELLED, BY_REQUEST, **now)
-        return Requested(changed=changed, flagged=_flag(session, ids, StageRequest.CANCEL))
-    changed = _move(session, [stage.id], WAITING, StageStatus.CANCELLED, BY_REQUEST, **now)
-    flagged = _flag(session, [stage.id], StageRequest.CANCEL)
-    # the stage itself had finished: only the rest is cancelled
-    reason = _because(stage, "cancelled") if changed or flagged else BY_REQUEST
-    later = [i for i in ids if i != stage.id]
-    changed += _move(session, later, WAITING, StageStatus.CANCELLED, reason, **now)
-    return Requested(
-        changed=sorted(changed), flagged=flagged + _flag(session, later, StageRequest.CANCEL)
+
+def _lease_lost(session: Session, stage_id: int, worker_id: str | None) -> LeaseLost:
+    stage = get_stage(session, stage_id)
+    holder = f", held by {stage.worker}" if stage.worker else ""
+    return LeaseLost(
+        f"stage {stage_id} is not held by {worker_id or 'anyone'}: it is {stage.status}{holder}"
     )
-
-
-def request_pause(
-    session: Session,
-    *,
-    run_id: int | None = None,
-    stage_id: int | None = None,
-    grace_seconds: float | None = None,
-) -> Requested:
-    """Pause a whole run or one stage: queued ones (and orphaned running ones) now, a live
-    running one at its next heartbeat."""
-    ids, _ = _targets(session, run_id, stage_id, and_later=False)
-    changed = _move(
-        session, ids, (StageStatus.QUEUED,), StageStatus.PAUSED, grace_seconds=grace_seconds
-    )
-    return Requested(changed=changed, flagged=_flag(session, ids, StageRequest.PAUSE))
-
-
-def resume(
-    session: Session, *, run_id: int | None = None, stage_id: int | None = None
-) -> list[int]:
-    """Put paused stages back in the queue (and withdraw a pause not yet acted on).
-
-    Returns the stages that are queued again; the caller sends their jobs to the workers.
-    """
-    ids, _ = _targets(session, run_id, stage_id, and_later=False)
-    session.execute(
-        update(Stage)
-        .where(
-            Stage.id.in_(ids),
-            Stage.status == StageStatus.RUNNING,
-            Stage.requested == StageRequest.PAUSE,
-        )
-        .values(requested=None, updated_at=utcnow()),
-        execution_options=NO_SYNC,
-    )
-    return _move(session, ids, (StageStatus.PAUSED,), StageStatus.QUEUED)
