@@ -51,3 +51,9 @@ def metrics_of(session: Session, run_id: int, after_iteration: int | None = None
         query = query.where(Metric.iteration > after_iteration)
     query = query.order_by(Metric.iteration).execution_options(populate_existing=True)
     return list(session.scalars(query))
+
+
+def loss_at(session: Session, run_id: int, iteration: int) -> float | None:
+    """The run's loss at `iteration`, if a point is stored there."""
+    query = select(Metric.loss).where(Metric.run_id == run_id, Metric.iteration == iteration)
+    return session.scalar(query)

@@ -232,3 +232,16 @@ def test_a_termination_hidden_in_compiled_code_ends_the_process_not_the_stage(
     with session_scope(engine) as s:
         stage = stages.get_stage(s, stage_id)
     assert (stage.status, stage.error) == (StageStatus.RUNNING, None)
+
+
+def test_a_stage_that_blew_up_over_many_slices_still_ends_diverged(engine, small_mnist):
+    """Issue 22: each slice has its own watch, so the last slice (one point) used to compare the
+    stage's final loss with itself; the verdict must start from the stage's first point."""
+    one_point_slices = dataclasses.replace(FAST, slice_seconds=0)
+    (stage_id,) = make_run(engine, small_mnist, [(1000.0, 300)], eval_every=50, snapshot_every=50)
+    outs = []
+    while not outs or outs[-1].status is Outcome.CONTINUE:
+        outs.append(runner.run_slice(engine, one_point_slices, stage_id, "w"))
+    assert len(outs) >= 5  # a slice per snapshot: no single watch saw the whole stage
+    assert outs[-1].status is Outcome.FAILED
+    assert "diverged: the stage ended with the loss at" in outs[-1].detail

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from storage import runs, snapshots, stages
+from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError, StorageUnavailable
 from storage.models import Stage, StageRequest, StageStatus
@@ -278,6 +278,10 @@ def _train_held(
     for seg_first, seg_end, lr, shape in plan[:position]:
         if state.iteration >= seg_end or job.out_of_time or job.requested or job.lost:
             continue
+        start_loss = None
+        if state.iteration > seg_first:  # a later slice: the stage's verdict starts from its start
+            with session_scope(job.engine, readonly=True) as s:
+                start_loss = metrics.loss_at(s, run.id, seg_first)
         train.train(
             state,
             split,
@@ -288,6 +292,7 @@ def _train_held(
             should_stop=job.stop_asked,
             shape=shape,
             first=seg_first,
+            start_loss=start_loss,
         )
     job.check()
     return _finish(job, run, state, plan[position - 1][1])

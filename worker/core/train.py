@@ -131,6 +131,7 @@ def train(
     threads: int | None = None,
     shape: schedule.Shape = schedule.CONSTANT,
     first: int | None = None,
+    start_loss: float | None = None,
 ) -> State:
     """Update `state` in place until `until` global iterations are done, or a callback stops it.
 
@@ -141,11 +142,13 @@ def train(
     GRADQ_THREADS sets on a worker); the result is the same bits for any number.
     The stage runs from global iteration `first` (default: where the state is) to `until`; the
     lr of each step is schedule.lr_at(lr, shape, i - first, until - first), so it depends on
-    the iteration only. A stage stuck at chance or with a climbing loss raises DivergedError too.
+    the iteration only. A stage stuck at chance or with a climbing loss raises DivergedError too;
+    `start_loss`, the loss at the stage's first point when an earlier call saw it, is what the
+    end-of-stage verdict compares with (default: this call's first point).
     """
     first = state.iteration if first is None else first
     _check_stage(state, data, lr, eval_every, shape, until - first)
-    stage = _Stage(state, data, lr, shape, first, until, on_point)
+    stage = _Stage(state, data, lr, shape, first, until, on_point, start_loss)
     start = state.iteration
     with Pool(threads) as pool:
         while state.iteration < until:
@@ -190,10 +193,11 @@ class _Stage:
         first: int,
         until: int,
         on_point: OnPoint | None,
+        start_loss: float | None = None,
     ) -> None:
         self.state, self.data, self.lr, self.shape = state, data, lr, shape
         self.first, self.until, self.on_point = first, until, on_point
-        self.watch = Watch(state.arch.n_out, start=first, end=until)
+        self.watch = Watch(state.arch.n_out, start=first, end=until, first=start_loss)
         self.n = len(data.x_train)
         self.full = state.batch_size is None or state.batch_size >= self.n
         self.batches = 1 if self.full else math.ceil(self.n / state.batch_size)
