@@ -27,7 +27,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -35,28 +34,14 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratch_db import drop_schema, new_database  # noqa: E402
+
 from storage import reaper, runs, stages  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 
-PG_URL = os.environ.get("GRADQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BLOB = os.urandom(34_000)  # a snapshot of the default network is about 34 kB
 POINT = {"train_acc": 0.9, "dev_acc": 0.9, "loss": 0.3, "lr": 0.5, "wall": 1.0}
-
-
-def new_database(kind: str, tmp: Path) -> tuple[str, str | None]:
-    """A fresh database URL and the PostgreSQL schema to drop afterwards."""
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / f'fleet-{uuid.uuid4().hex[:6]}.db'}", None
-    schema = f"fleet_{uuid.uuid4().hex[:10]}"
-    with create_engine(PG_URL, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(schema: str) -> None:
-    with create_engine(PG_URL, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def make_stages(url: str, n: int) -> list[tuple[int, int]]:
@@ -230,7 +215,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def measure(n: int, a: dict, kind: str, tmp: Path) -> dict:
-    url, schema = new_database(kind, tmp)
+    url, schema = new_database(kind, tmp, "fleet")
     try:
         held = make_stages(url, n)
         begin = time.monotonic() + 8 + n / 100  # time to spawn and claim, then all hold
@@ -260,6 +245,9 @@ def measure(n: int, a: dict, kind: str, tmp: Path) -> dict:
     finally:
         if schema:
             drop_schema(schema)
+        else:  # the SQLite file and its WAL
+            for leftover in Path(url.removeprefix("sqlite:///")).parent.glob(Path(url).name + "*"):
+                leftover.unlink()
     lat = [x for p in parts for x in p["renew"]]
     errors = [e for p in parts for e in p["errors"]]
     misses = sum(p["late_misses"] for p in parts)
@@ -272,8 +260,8 @@ def measure(n: int, a: dict, kind: str, tmp: Path) -> dict:
         "missed_grace": misses,
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
-        "reaper_scan_p50_ms": round(1000 * pct(scan_times, 0.5), 1),
-        "reaper_scan_max_ms": round(1000 * max(scan_times, default=float("nan")), 1),
+        "reaper_scan_p50_ms": round(1000 * pct(scan_times, 0.5), 1) if scan_times else None,
+        "reaper_scan_max_ms": round(1000 * max(scan_times), 1) if scan_times else None,
         "db_growth_mb_per_hour": round((size1 - size0) / elapsed * 3600 / 1e6, 1),
         "server_cpu_cores": round(cpu / elapsed, 2) if kind == "postgres" else None,
     }

@@ -28,17 +28,18 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scratch_db import drop_schema, new_database  # noqa: E402
 
 from storage import metrics, migrate, runs, stages  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.models import Stage, StageStatus  # noqa: E402
 from storage.stages import blocked_by_earlier  # noqa: E402
 
-PG_URL = os.environ.get("GRADQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 GRACE, PERIOD, SLICE = 4.0, 1.0, 1.0
 SCHEDULE = [(0.5, 600), (0.25, 400)]  # two stages: the hand-over between them is faulted too
 
@@ -86,21 +87,6 @@ def small_dataset(data_dir: Path, out: Path) -> Path:
         y_test=ds.y_test[:1000],
     )
     return path
-
-
-def database(kind: str, tmp: Path) -> tuple[str, str | None]:
-    """A database URL for the soak, and the PostgreSQL schema to drop afterwards."""
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'soak.db'}", None
-    schema = f"soak_{uuid.uuid4().hex[:12]}"
-    with create_engine(PG_URL, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(schema: str) -> None:
-    with create_engine(PG_URL, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def start_worker(env: dict[str, str], name: str, tmp: Path) -> subprocess.Popen:
@@ -183,7 +169,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gradq-soak-"))
     broker = Broker(tmp / "redis.log")
     broker.start()
-    url, schema = database(a.database, tmp)
+    url, schema = new_database(a.database, tmp, "soak")
     queue = f"soak-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
