@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from control.errors import BrokerUnreachableError, ControlError, UserInputError
 from control.web import api, exporter
-from control.web.security import COOKIE, Guard
+from control.web.security import COOKIE, Guard, GuardMiddleware
 from storage.errors import NotFound, StorageError, StorageInputError, StorageUnavailable
 from worker.errors import WorkerError, WorkerInputError
 
@@ -63,6 +64,8 @@ def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
 
     for error, code in STATUS:
         app.add_exception_handler(error, _handler(code))
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_middleware(GuardMiddleware, guard=guard)  # inside the headers: refusals get them
 
     @app.middleware("http")
     async def headers(request: Request, call_next) -> Response:
@@ -74,7 +77,6 @@ def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
         html = SHELL.format(title=title, script=script)
 
         def serve(request: Request) -> Response:
-            guard.check_host(request)
             if "token" in request.query_params:  # as Jupyter: trade the URL's token for a cookie
                 back = RedirectResponse(request.url.path, status_code=303)
                 if guard.holds_token(request):
@@ -92,6 +94,19 @@ def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
         return Response(exporter.render(engine, queue_depth), media_type=exporter.CONTENT_TYPE)
 
     return app
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each wrong field and what it should be, never its input (a 5 MB note would
+    come back whole, a NaN could not be written as JSON at all)."""
+    problems = [f"{_field(e['loc'])}: {str(e['msg'])[:200]}" for e in exc.errors()[:5]]
+    return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
+
+
+def _field(loc) -> str:
+    """('body', 'stages', 0, 'lr') -> 'stages.0.lr'."""
+    parts = [str(p)[:40] for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
 
 
 def _handler(code: int):
