@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -237,3 +238,34 @@ def test_origin_on_the_default_port(engine: Engine, guard: Guard) -> None:
         assert answer.status_code == code, origin
     https = {HEADER: guard.token, "Origin": "https://127.0.0.1:443"}
     assert client.post(f"/api/runs/{run}/pause", headers=https).status_code == 403
+
+
+# 4. The ETag follows the content
+
+
+def test_swapping_a_tag_changes_the_etag(client: TestClient, engine: Engine, guard: Guard) -> None:
+    with session_scope(engine) as s:
+        run = new_run(s)
+        bookkeeping.tag(s, run, ["ab"])
+    for path in ("/api/runs", f"/api/runs/{run}"):
+        etag = client.get(path).headers["etag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag), etag  # strong, quoted, no spaces
+        with session_scope(engine) as s:
+            bookkeeping.tag(s, run, ["ab"], remove=True)
+            bookkeeping.tag(s, run, ["cd"])  # same count, same total length
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 200 and again.headers["etag"] != etag, path
+        with session_scope(engine) as s:
+            bookkeeping.tag(s, run, ["cd"], remove=True)
+            bookkeeping.tag(s, run, ["ab"])
+
+
+def test_if_none_match_in_weak_and_list_forms(client: TestClient, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        new_run(s)
+    etag = client.get("/api/runs").headers["etag"]
+    for given in (etag, f"W/{etag}", f'"other", {etag}', f'W/"x",W/{etag}', "*"):
+        answer = client.get("/api/runs", headers={"If-None-Match": given})
+        assert answer.status_code == 304 and answer.headers["etag"] == etag, given
+    for given in ('"other"', etag[:-2] + '"', f"{etag[1:-1]}"):
+        assert client.get("/api/runs", headers={"If-None-Match": given}).status_code == 200
