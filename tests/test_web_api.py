@@ -69,8 +69,13 @@ def test_runs_filters_progress_and_run_page(client: TestClient, engine: Engine) 
     assert client.get("/api/runs/999").status_code == 404
 
 
-def test_pages_are_static_and_send_a_content_security_policy(client: TestClient) -> None:
-    for path in ("/", "/runs/1", "/compare", "/cluster", "/evaluate/1", "/api-docs"):
+def test_pages_are_static_and_send_a_content_security_policy(
+    client: TestClient, engine: Engine
+) -> None:
+    with session_scope(engine) as s:
+        run = new_run(s)
+        snap = put_snapshot(s, run, 50, b"blob")
+    for path in ("/", f"/runs/{run}", "/compare", "/cluster", f"/evaluate/{snap}", "/api-docs"):
         page = client.get(path)
         assert page.status_code == 200, path
         assert (

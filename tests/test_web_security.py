@@ -269,3 +269,39 @@ def test_if_none_match_in_weak_and_list_forms(client: TestClient, engine: Engine
         assert answer.status_code == 304 and answer.headers["etag"] == etag, given
     for given in ('"other"', etag[:-2] + '"', f"{etag[1:-1]}"):
         assert client.get("/api/runs", headers={"If-None-Match": given}).status_code == 200
+
+
+# 7. A NaN lr is a clean 422; a page whose id names nothing is a 404 page
+
+
+def test_a_nan_lr_is_a_422_that_says_so(client: TestClient, engine: Engine, guard: Guard) -> None:
+    with session_scope(engine) as s:
+        run = new_run(s)
+    headers = {HEADER: guard.token, "Content-Type": "application/json"}
+    for value in ("NaN", "Infinity", "-Infinity"):
+        body = '{"stages": [{"lr": ' + value + ', "iterations": 10}]}'
+        answer = client.post(f"/api/runs/{run}/continue", content=body, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"] == "stages.0.lr: Input should be a finite number"
+
+
+def test_a_missing_page_is_a_404_page(client: TestClient, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        run = new_run(s)
+    assert client.get(f"/runs/{run}").status_code == 200
+    for path, said in (
+        ("/runs/abc", "named by its id"),
+        ("/runs/0", "named by its id"),
+        ("/runs/99999999999999999999", "named by its id"),
+        (f"/runs/{run + 1}", f"no run {run + 1}"),
+        ("/evaluate/7", "no snapshot 7"),
+        ("/evaluate/%3Cb%3E", "named by its id"),
+        ("/nope/<b>", "no page here"),
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert said in answer.text and "&lt;" not in answer.text and "abc" not in answer.text
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+    assert client.get("/api/nope").json() == {"detail": "Not Found"}  # the API's stay JSON
+    assert client.get("/api/runs/abc").status_code == 422
