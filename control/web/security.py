@@ -92,7 +92,7 @@ class Guard:
     ) -> Guard:
         """The guard of a server bound to `host` (its own address is an allowed Host)."""
         names = {host_name(x) for x in allowed_hosts}
-        if host not in WILDCARDS:
+        if host not in WILDCARDS and (parse_host(host) or parse_host(f"[{host}]")):
             names.add(host_name(host))
         return cls(is_loopback(host), allowed_hosts=frozenset(names), metrics_token=metrics_token)
 
@@ -140,7 +140,9 @@ class Guard:
     def refusal(self, conn: HTTPConnection, method: str) -> tuple[int, str] | None:
         """Why this request may not reach a route, as (status, message), or None."""
         if not self.host_ok(conn.headers):
-            names = ", ".join(sorted(LOOPBACK_NAMES | self.allowed_hosts))
+            names = ", ".join(
+                f"[{x}]" if ":" in x else x for x in sorted(LOOPBACK_NAMES | self.allowed_hosts)
+            )
             return 400, (
                 f"this server answers to Host {names}; start gradq ui with --allowed-host NAME "
                 "for the name this request used"
