@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -88,7 +89,7 @@ class Guard:
 
     @classmethod
     def serving(
-        cls, host: str, allowed_hosts: list[str] = (), metrics_token: str | None = None
+        cls, host: str, allowed_hosts: Sequence[str] = (), metrics_token: str | None = None
     ) -> Guard:
         """The guard of a server bound to `host` (its own address is an allowed Host)."""
         names = {host_name(x) for x in allowed_hosts}
@@ -147,7 +148,7 @@ class Guard:
                 f"this server answers to Host {names}; start gradq ui with --allowed-host NAME "
                 "for the name this request used"
             )
-        if conn.url.path == "/metrics" and method in SAFE:
+        if conn.url.path == "/metrics" and method in SAFE and self.metrics_token is not None:
             if self.may_scrape(conn):
                 return None
             return 403, "/metrics needs the bearer token given to gradq ui --metrics-token"
