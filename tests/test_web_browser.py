@@ -11,6 +11,7 @@ from fixtures_storage import new_run
 from helpers_worker import submit, wait_for
 from sqlalchemy import Engine
 
+from control.output import visible
 from storage import bookkeeping, migrate, snapshots
 from storage.db import make_engine, session_scope
 from storage.models import Stage, StageStatus
@@ -105,3 +106,29 @@ def _other_pages(page, url: str, engine, run: int) -> None:
     assert page.locator("svg text", has_text="1 sigmoid baseline").count() > 0
     page.goto(f"{url}/cluster")
     page.locator("td", has_text="w0-").first.wait_for(timeout=30_000)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_notes_show_bidi_and_c1_characters_escaped_as_the_cli_does(ui, engine, page) -> None:
+    note = "paid \u202edlrow\u202c in \u009b31m red \u2066x\u2069 \u200f. end"
+    with session_scope(engine) as s:
+        run = new_run(s, name="plain")
+        bookkeeping.add_note(s, run, note)
+        bookkeeping.add_note(s, run, "two\nlines")
+    page.goto(f"{ui}/runs/{run}")
+    page.locator(".note").first.wait_for()
+    shown = page.locator(".note").first.text_content()
+    assert shown.endswith(visible(note)), shown  # the CLI's escapes, \\u202e and \\x9b
+    assert not any(c in shown for c in "\u202e\u202c\u009b\u2066\u2069\u200f")
+    assert page.locator(".note").nth(1).text_content().endswith("two\nlines")  # lines stay
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_missing_run_is_a_404_page(ui, engine, page) -> None:
+    for path in ("/runs/abc", "/runs/424242", "/evaluate/9"):
+        answer = page.goto(ui + path)
+        assert answer is not None and answer.status == 404, path
+        assert page.locator("h1").text_content() == "Not found"
+        assert "[object Object]" not in page.content()
+        page.locator("a", has_text="All runs").click()
+        page.wait_for_url(ui + "/")

@@ -50,8 +50,10 @@ def test_ui_beyond_loopback_prints_a_token_that_actions_need(tmp_path: Path) -> 
         assert "?token=" in lines[0], lines
         token = lines[0].strip().rsplit("?token=", 1)[1]
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _call(base + "/api/runs")[0] == 200, 30, "the ui to answer")
-        assert json.loads(_call(base + "/api/session")[1])["token"] is None
+        wait_for(lambda: _call(base + "/api/runs")[0] == 403, 30, "the ui to answer")
+        assert _call(base + "/api/session")[0] == 403  # beyond loopback, reads need it too
+        session = _call(base + "/api/session", headers={"X-Gradq-Token": token})
+        assert json.loads(session[1])["token"] == token
         post = f"{base}/api/runs/1/pause"
         assert _call(post, b"{}", {"Content-Type": "application/json"})[0] == 403
         ok = _call(post, b"{}", {"X-Gradq-Token": token})
@@ -59,6 +61,45 @@ def test_ui_beyond_loopback_prints_a_token_that_actions_need(tmp_path: Path) -> 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_ui_answers_allowed_hosts_and_lets_prometheus_scrape(tmp_path: Path) -> None:
+    port = free_port()
+    scrape = "prometheus-" + "x" * 20
+    proc, lines = _start(
+        tmp_path / "home",
+        *("--host", "0.0.0.0", "--port", str(port), "--allowed-host", "ui"),
+        *("--metrics-token", scrape),
+    )
+    try:
+        token = lines[0].strip().rsplit("?token=", 1)[1]
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _call(base + "/")[0] == 403, 30, "the ui to answer")
+        as_ui = {"Host": f"ui:{port}", "X-Gradq-Token": token}
+        assert _call(base + "/api/runs", headers=as_ui)[0] == 200  # compose's service name
+        assert _call(base + "/api/runs", headers={**as_ui, "Host": "evil.example"})[0] == 400
+        assert _call(base + "/metrics")[0] == 403
+        bearer = {"Authorization": f"Bearer {scrape}", "Host": f"ui:{port}"}
+        status, text = _call(base + "/metrics", headers=bearer)
+        assert status == 200 and "gradq_stages" in text
+        assert _call(base + "/api/runs", headers=bearer)[0] == 403  # it opens /metrics only
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def test_ui_refuses_a_bad_allowed_host_or_a_short_metrics_token(home) -> None:
+    from typer.testing import CliRunner
+
+    from control.cli import app
+
+    for args, said in (
+        (["--allowed-host", "127.0.0.1:80@evil.com"], "host name or address without a port"),
+        (["--metrics-token", "short"], "at least 16 characters"),
+    ):
+        result = CliRunner().invoke(app, ["ui", *args], prog_name="gradq")
+        assert result.exit_code != 0 and said in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_ui_on_loopback_says_so_and_refuses_a_foreign_host(tmp_path: Path) -> None:

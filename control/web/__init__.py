@@ -15,10 +15,25 @@ def ui(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8765,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Host name browsers use besides 127.0.0.1 and localhost (a proxy's, a "
+            "compose service's); repeatable; * for any."
+        ),
+    ] = None,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRADQ_METRICS_TOKEN",
+            help="A bearer token that lets Prometheus scrape /metrics (then /metrics needs it).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the dashboard: runs, curves, compare, evaluate, cluster, and /metrics.
 
-    Beyond loopback (--host 0.0.0.0), actions need the token printed here.
+    Beyond loopback (--host 0.0.0.0), reads and actions need the token printed here.
     Example: gradq ui --port 8765
     """
     try:
@@ -29,18 +44,28 @@ def ui(
         raise ControlError(
             f"gradq ui needs the `web` extra ({e.name} is missing): pip install 'gradq[web]'"
         ) from None
-    from control.web.security import Guard, is_loopback
+    from control.web.security import WILDCARDS, Guard
     from worker import tasks
 
-    guard = Guard(loopback=is_loopback(host))
+    if metrics_token and len(metrics_token) < 16:
+        raise typer.BadParameter(
+            "at least 16 characters, e.g. from: "
+            "python -c 'import secrets; print(secrets.token_urlsafe())'",
+            param_hint="--metrics-token",
+        )
+    try:
+        guard = Guard.serving(host, allowed_host or [], metrics_token or None)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     app = build(connections.engine(), guard, queue_depth=_depth(tasks.queue_depth))
-    shown = f"[{host}]" if ":" in host else host
+    named = host if host not in WILDCARDS else "127.0.0.1"
+    shown = f"[{named}]" if ":" in named else named
     url = f"http://{shown}:{port}/"
     if guard.loopback:
         typer.echo(f"gradq ui: {url} (loopback only; Ctrl-C stops it)")
     else:
         typer.echo(f"gradq ui: {url}?token={guard.token}")
-        typer.echo("  beyond loopback, actions need this token; Ctrl-C stops it")
+        typer.echo("  beyond loopback, reads and actions need this token; Ctrl-C stops it")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -11,7 +11,7 @@ from control import describe
 from control.errors import UserInputError
 from storage import metrics, runs, snapshots, stages
 from storage.db import session_scope
-from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
+from storage.models import Run, Snapshot, Stage, StageStatus
 from worker import runspec
 from worker.core import evaluate as ev
 from worker.core import nn, snapshot
@@ -174,45 +174,6 @@ def stage_of(engine: Engine, stage_id: int) -> int:
     """The run a stage belongs to."""
     with session_scope(engine, readonly=True) as s:
         return stages.get_stage(s, stage_id).run_id
-
-
-def _version(session, *parts) -> str:
-    """An ETag from one SELECT of scalar subqueries: it changes when what they count does."""
-    row = session.execute(select(*(p.scalar_subquery() for p in parts))).one()
-    return '"' + "-".join(str(v) for v in row) + '"'
-
-
-def runs_version(engine: Engine) -> str:
-    """Changes whenever the runs page would: a run added or deleted, a stage moved, a tag."""
-    with session_scope(engine, readonly=True) as s:
-        return _version(
-            s,
-            select(func.count()).select_from(Run),
-            select(func.max(Run.id)),
-            select(func.count()).select_from(Stage),
-            select(func.max(Stage.updated_at)),
-            select(func.count()).select_from(RunTag),
-            select(func.coalesce(func.sum(func.length(RunTag.tag)), 0)),
-        )
-
-
-def run_version(engine: Engine, run_id: int) -> str:
-    """Changes whenever the run's page would: its stages, curve, snapshots, tags, notes, forks."""
-    with session_scope(engine, readonly=True) as s:
-        return _version(
-            s,
-            select(func.count()).select_from(Run),
-            select(func.count()).select_from(Stage).where(Stage.run_id == run_id),
-            select(func.max(Stage.updated_at)).where(Stage.run_id == run_id),
-            select(func.count()).select_from(Metric).where(Metric.run_id == run_id),
-            select(func.max(Metric.iteration)).where(Metric.run_id == run_id),
-            select(func.count()).select_from(Snapshot).where(Snapshot.run_id == run_id),
-            select(func.count()).select_from(RunTag).where(RunTag.run_id == run_id),
-            select(func.coalesce(func.sum(func.length(RunTag.tag)), 0)).where(
-                RunTag.run_id == run_id
-            ),
-            select(func.count()).select_from(RunNote).where(RunNote.run_id == run_id),
-        )
 
 
 def finite(value):

@@ -66,7 +66,7 @@ const chart = (() => {
         .map((p, j) => (j ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1)).join("");
       root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.6 }));
       const key = svg("text", { x: W - pad.r - 4, y: pad.t + 14 * i + 10, "text-anchor": "end", "font-size": 11, fill: color });
-      key.textContent = s.name;
+      key.textContent = gradq.visible(s.name);
       root.append(key);
     });
     const cursor = svg("line", { y1: pad.t, y2: H - pad.b, stroke: "#445", visibility: "hidden" });
@@ -84,7 +84,7 @@ const chart = (() => {
         for (const p of s.points) if (best === null || Math.abs(p[0] - at) < Math.abs(best[0] - at)) best = p;
         if (best === null) continue;
         nearest = nearest === null || Math.abs(best[0] - at) < Math.abs(nearest - at) ? best[0] : nearest;
-        lines.push([s.name, best]);
+        lines.push([gradq.visible(s.name), best]);
       }
       if (nearest === null) return;
       const text = lines.map(([name, p]) =>

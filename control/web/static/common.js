@@ -10,10 +10,15 @@ const gradq = (() => {
     return token;
   }
 
+  // An error answer's words: its detail when it is a string, else the HTTP status.
+  function problem(r, body) {
+    return body && typeof body.detail === "string" ? body.detail : `${r.status} ${r.statusText}`;
+  }
+
   async function get(path) {
     const r = await fetch(path);
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.detail || r.statusText);
+    const body = await r.json().catch(() => null);
+    if (!r.ok) throw new Error(problem(r, body));
     return body;
   }
 
@@ -24,22 +29,36 @@ const gradq = (() => {
       headers: { "Content-Type": "application/json", "X-Gradq-Token": token },
       body: JSON.stringify(body || {}),
     });
-    const out = await r.json();
-    if (!r.ok) throw new Error(typeof out.detail === "string" ? out.detail : JSON.stringify(out.detail));
+    const out = await r.json().catch(() => null);
+    if (!r.ok) throw new Error(problem(r, out));
     return out;
   }
 
-  // Every string lands in the page as text (textContent), never as markup.
+  // Controls and bidi marks shown as escapes, as the CLI shows them (control/output.py `visible`):
+  // C0 and C1 controls, DEL, line and paragraph separators, and bidirectional overrides, which
+  // could reorder what is shown. Newlines and tabs stay: a note may hold lines.
+  const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+  const NAMED = { "\r": "\\r" };
+
+  function visible(text) {
+    return String(text).replace(CONTROL, (c) => {
+      const code = c.charCodeAt(0);
+      return NAMED[c] || (code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+        : "\\u" + code.toString(16).padStart(4, "0"));
+    });
+  }
+
+  // Every string lands in the page as text (textContent), never as markup, and visible.
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v;
       else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
+      else node.setAttribute(k, k === "title" ? visible(v) : v);
     }
     for (const c of children.flat()) {
       if (c === null || c === undefined) continue;
-      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+      node.append(c instanceof Node ? c : document.createTextNode(visible(c)));
     }
     return node;
   }
@@ -65,7 +84,7 @@ const gradq = (() => {
 
   function say(text) {
     const m = document.getElementById("msg");
-    if (m) m.textContent = text || "";
+    if (m) m.textContent = visible(text || "");
   }
 
   // Poll `fn` every `ms` while the page is visible; errors are shown, polling goes on.
@@ -79,5 +98,5 @@ const gradq = (() => {
     tick();
   }
 
-  return { session, get, act, el, pct, num, duration, age, status, say, poll };
+  return { session, get, act, el, visible, pct, num, duration, age, status, say, poll };
 })();
