@@ -253,16 +253,29 @@ flower() {
 
 ui() {
   "${COMPOSE[@]}" up -d ui >"$STATE/ui.log" 2>&1 || { cat "$STATE/ui.log"; return 1; }
-  # the runs the checks made, through its JSON API, and its Prometheus metrics
+  # the runs the checks made, through its JSON API, and its Prometheus metrics: bound beyond
+  # loopback in its container, it answers reads only with the token it printed at start
   local get='import sys, urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())'
-  local runs="" metrics=""
+  local code='import sys, urllib.request as u, urllib.error as e
+try: u.urlopen(sys.argv[1]); print(200)
+except e.HTTPError as x: print(x.code)'
+  local runs="" metrics="" token="" refused=""
   for _ in $(seq 60); do
+    [ -n "$token" ] || token=$("${COMPOSE[@]}" logs ui 2>/dev/null | grep -o 'token=[A-Za-z0-9_-]*' |
+      tail -n1 | cut -d= -f2)
+    [ -n "$token" ] || { sleep 1; continue; }
+    [ -n "$refused" ] || refused=$("${COMPOSE[@]}" exec -T ui python -c "$code" \
+      http://127.0.0.1:8765/api/runs 2>/dev/null)
     [ -n "$runs" ] || runs=$("${COMPOSE[@]}" exec -T ui python -c "$get" \
-      http://127.0.0.1:8765/api/runs 2>/dev/null | grep -o '"id":' | wc -l | grep -v '^0$')
+      "http://127.0.0.1:8765/api/runs?token=$token" 2>/dev/null | grep -o '"id":' | wc -l |
+      grep -v '^0$')
     [ -z "$runs" ] || metrics=$("${COMPOSE[@]}" exec -T ui python -c "$get" \
-      http://127.0.0.1:8765/metrics 2>/dev/null | grep -c '^gradq_')
-    [ -n "$metrics" ] && [ "$metrics" != 0 ] &&
-      { echo "ui: /api/runs lists $runs runs, /metrics has $metrics gradq samples"; return 0; }
+      "http://127.0.0.1:8765/metrics?token=$token" 2>/dev/null | grep -c '^gradq_')
+    if [ -n "$metrics" ] && [ "$metrics" != 0 ]; then
+      [ "$refused" = 403 ] || { echo "ui: /api/runs without the token answered $refused, not 403"; return 1; }
+      echo "ui: without the token 403; with it /api/runs lists $runs runs, /metrics has $metrics gradq samples"
+      return 0
+    fi
     sleep 1
   done
   "${COMPOSE[@]}" logs --tail 20 ui
