@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 
 from control.web.app import build
 from control.web.security import Guard
-from storage import ensure_schema, make_engine, redact_url, session_scope
-from storage.db import normalize_url
+from storage.db import make_engine, normalize_url, redact_url, session_scope
+from storage.migrate import ensure_schema
 from storage.models import Metric, Run, Stage, StageStatus
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
