@@ -38,7 +38,7 @@ class KernelBlock:
     column cols[j], times the batch's scale."""
 
     xt: np.ndarray  # (k, b) uint8 pixels, or the data's floats when they are not pixel / 255
-    cols: np.ndarray  # (k,) int64 input columns
+    cols: np.ndarray  # (k,) int64 input columns; k a multiple of 4, padded with zero rows
     y: np.ndarray  # (b,) int64 labels
 
 
@@ -68,9 +68,12 @@ def prepare(blocks: list[nn.Block]) -> Batch:
     out = []
     for block, px in zip(blocks, pixels, strict=True):
         x = px if whole else block.x  # (b, k)
-        cols = np.arange(x.shape[1]) if block.cols is None else block.cols
-        y = np.ascontiguousarray(block.y, dtype=np.int64)
-        out.append(KernelBlock(np.ascontiguousarray(x.T), cols.astype(np.int64), y))
+        k = x.shape[1]
+        xt = np.zeros((-(-k // 4) * 4, len(x)), dtype=x.dtype)  # (k4, b) zero rows pad k
+        xt[:k] = x.T
+        cols = np.zeros(len(xt), dtype=np.int64)  # a padding row adds 0 * W1[:, 0]
+        cols[:k] = np.arange(k) if block.cols is None else block.cols
+        out.append(KernelBlock(xt, cols, np.ascontiguousarray(block.y, dtype=np.int64)))
     return Batch(out, 1.0 / 255 if whole else 1.0, sum(len(b.y) for b in blocks))
 
 
