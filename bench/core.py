@@ -25,7 +25,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import core_baseline
+from bench import core_baseline, minibatch
 from worker.core import kernel, nn, pool, train
 from worker.data import mnist
 
@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
     ap.add_argument("--target", type=float, default=0.923)
     ap.add_argument("--skip-tta", action="store_true", help="only time one iteration")
+    ap.add_argument("--mini-repeats", type=int, default=3, help="epochs timed at batch 64")
     args = ap.parse_args()
 
     with threadpool_limits(args.threads):
@@ -232,6 +233,19 @@ def main() -> None:
             f"uint8 X read twice at {result['x_uint8_gb_per_s']} GB/s; "
             f"warm-up {warm_s:.1f} s, kernel layout {prepare_ms:.0f} ms"
         )
+        if args.mini_repeats > 0:
+            mini = minibatch.compare(split, threads, args.mini_repeats)
+            torch_row = (
+                f"; PyTorch {mini['torch_epoch_s']} s ({mini['torch_step_us']} us a step)"
+                if "torch_epoch_s" in mini
+                else "; PyTorch not installed"
+            )
+            print(
+                f"mini-batch 64, nesterov, one epoch of {mini['steps_per_epoch']} steps, median of "
+                f"{args.mini_repeats}: gradq {mini['gradq_epoch_s']} s "
+                f"({mini['gradq_step_us']} us a step){torch_row}"
+            )
+            result["mini_batch"] = mini
         if not args.skip_tta:
             full = time_to(split, args.target, None, [(1.0, 500), (0.5, 4500)], 50, "uniform")
             print(f"full batch to {args.target:.1%} dev: {full}")
