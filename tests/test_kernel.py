@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -116,3 +117,26 @@ def test_deeper_nets_stay_on_the_numpy_step():
     assert kernel.fits(nn.Arch())
     assert not kernel.fits(nn.Arch(hidden=(16,), acts=("relu",)))
     assert not kernel.fits(nn.Arch(hidden=(8, 8, 8), acts=("relu",) * 3))
+
+
+def test_full_batch_training_takes_the_kernel_and_agrees_with_the_numpy_step(monkeypatch):
+    from worker.core import train
+
+    data = SimpleNamespace(
+        x_train=pixels(900, 784, "float32", seed=11),
+        y_train=np.random.default_rng(12).integers(0, 10, size=900),
+        x_dev=pixels(100, 784, "float32", seed=13),
+        y_dev=np.random.default_rng(14).integers(0, 10, size=100),
+    )
+    used = []
+    real = kernel.gradients
+    monkeypatch.setattr(kernel, "gradients", lambda *a: used.append(1) or real(*a))
+    compiled = train.new_state(nn.Arch(), seed=0)
+    train.train(compiled, data, 0.5, 10, eval_every=5)
+    assert len(used) == 10
+    monkeypatch.setattr(kernel, "fits", lambda arch: False)  # the NumPy reference step
+    reference = train.new_state(nn.Arch(), seed=0)
+    train.train(reference, data, 0.5, 10, eval_every=5)
+    assert len(used) == 10
+    for a, b in zip(compiled.params, reference.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
