@@ -1,5 +1,5 @@
-"""The full-batch step as a compiled kernel: each block's forward and backward fused row by row,
-X read once per step as uint8 pixels, the same blocks and block-order sum as nn.gradients.
+"""The full-batch step as a compiled kernel: each block's forward and backward in one call, its
+pixels uint8 and read while in cache, the same blocks and block-order sum as nn.gradients.
 
 nn.gradients stays the reference (and the path for mini-batches and for nets that are not two
 hidden layers deep). numba is imported on first use; `warm_up` compiles, or loads from numba's
