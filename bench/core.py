@@ -1,11 +1,12 @@
-"""Time the core against its previous step and the notebook's algorithm, side by side on MNIST.
+"""Time the core's compiled step against its NumPy steps and the notebook's algorithm, side by side.
 
     python bench/core.py --data ../shared/data/mnist [--repeats 7] [--threads N] [--skip-tta]
 
 One full-batch step each way, taken in turn in every round so that a change in the machine's load
-hits them alike; medians of the rounds. Prints a table and, last, one JSON line. Time-to-accuracy
-runs the full-batch schedule (lr 1.0, then 0.5; uniform init) and mini-batch SGD (batch 64,
-lr 0.1 then 0.01; He init) until dev accuracy reaches the target.
+hits them alike; medians of the rounds. The compiled step is warmed up (compiled or loaded from
+numba's cache) before the rounds; the time that took is reported apart. Prints a table and, last,
+one JSON line. Time-to-accuracy runs the full-batch schedule (lr 1.0, then 0.5; uniform init)
+and mini-batch SGD (batch 64, lr 0.1 then 0.01; He init) until dev accuracy reaches the target.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import core_baseline
-from worker.core import nn, pool, train
+from bench import core_baseline, minibatch
+from worker.core import kernel, nn, pool, train
 from worker.data import mnist
 
 
@@ -130,6 +131,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all)")
     ap.add_argument("--target", type=float, default=0.923)
     ap.add_argument("--skip-tta", action="store_true", help="only time one iteration")
+    ap.add_argument("--mini-repeats", type=int, default=3, help="epochs timed at batch 64")
     args = ap.parse_args()
 
     with threadpool_limits(args.threads):
@@ -140,11 +142,19 @@ def main() -> None:
         packed = nn.pack(X, y)
         pack_ms = (time.perf_counter() - t) * 1e3
         dense = nn.rows(X, y)
+        t = time.perf_counter()
+        kernel.warm_up()
+        warm_s = time.perf_counter() - t
+        t = time.perf_counter()
+        compiled = kernel.prepare(packed)
+        prepare_ms = (time.perf_counter() - t) * 1e3
         arch = nn.Arch()
         lr = np.float32(0.5)
         blas = ThreadpoolController().select(user_api="blas")
         nb = Notebook(X, y)
-        params = {k: train.new_state(arch, seed=0).params for k in ("new", "rows", "before")}
+        params = {
+            k: train.new_state(arch, seed=0).params for k in ("new", "packed", "rows", "before")
+        }
 
         def update(params: list[np.ndarray], grads: list[np.ndarray]) -> None:
             for p, g in zip(params, grads, strict=True):
@@ -163,7 +173,12 @@ def main() -> None:
             ms, cpu_ms = interleaved_ms(
                 {
                     "new": lambda: update(
-                        params["new"], nn.gradients(params["new"], arch, packed, None, workers)
+                        params["new"],
+                        kernel.gradients(params["new"], arch, compiled, None, workers),
+                    ),
+                    "packed": lambda: update(
+                        params["packed"],
+                        nn.gradients(params["packed"], arch, packed, None, workers),
                     ),
                     "rows": lambda: update(
                         params["rows"], nn.gradients(params["rows"], arch, dense, None, workers)
@@ -174,33 +189,63 @@ def main() -> None:
                 args.repeats,
             )
         cols = sum(len(b.cols) for b in packed) / len(packed)
+        # the two products with X on the inked columns: 2 FLOPs per multiply-add, h1 outputs
+        inked = sum(b.x.size for b in packed)  # pixels stored, = bytes as uint8
+        gflop = 2 * 2 * arch.hidden[0] * inked / 1e9
         result = {
             "rows": int(X.shape[0]),
             "threads": threads,
             "block_rows": nn.BLOCK_ROWS,
             "mean_ink_columns_per_block": round(cols, 1),
             "pack_ms": round(pack_ms, 1),
+            "warm_up_s": round(warm_s, 2),
+            "prepare_ms": round(prepare_ms, 1),
             "gradq_ms_per_iter": round(ms["new"], 2),
+            "gradq_numpy_ms_per_iter": round(ms["packed"], 2),
             "gradq_unpacked_ms_per_iter": round(ms["rows"], 2),
             "before_ms_per_iter": round(ms["before"], 2),
             "notebook_ms_per_iter": round(ms["notebook"], 2),
             "cpu_ms_per_iter": {k: round(v, 2) for k, v in cpu_ms.items()},
+            "x_products_gflop": round(gflop, 3),
+            "gflop_per_s": round(gflop / (ms["new"] / 1e3), 1),
+            "x_uint8_gb_per_s": round(2 * inked / 1e9 / (ms["new"] / 1e3), 1),  # read twice
+            "speedup_vs_numpy": round(ms["packed"] / ms["new"], 2),
             "speedup_vs_before": round(ms["before"] / ms["new"], 2),
             "speedup_vs_notebook": round(ms["notebook"] / ms["new"], 2),
         }
         print(f"one full-batch step on {X.shape}, {threads} threads, median of {args.repeats}:")
         print(f"  {'':58s} {'wall':>6s}    {'CPU':>6s}")
         for label, key in (
-            (f"gradq: blocks packed to their ink ({cols:.0f} of 784 columns)", "new"),
-            ("gradq: the same blocks, all 784 columns", "rows"),
+            ("gradq: compiled kernel, uint8 pixels, fused per block", "new"),
+            (f"gradq NumPy: blocks packed to their ink ({cols:.0f} of 784 columns)", "packed"),
+            ("gradq NumPy: the same blocks, all 784 columns", "rows"),
             ("gradq before (BLAS-threaded; bits vary by thread count)", "before"),
             ("the notebook's algorithm (float64, X as (784, m))", "notebook"),
         ):
             print(f"  {label:58s} {ms[key]:6.1f} ms {cpu_ms[key]:6.1f} ms")
         print(
-            f"  speed-up {ms['before'] / ms['new']:.2f}x over before, "
+            f"  speed-up {ms['packed'] / ms['new']:.2f}x over the NumPy step, "
+            f"{ms['before'] / ms['new']:.2f}x over before, "
             f"{ms['notebook'] / ms['new']:.2f}x over the notebook; packing took {pack_ms:.0f} ms"
         )
+        print(
+            f"  the kernel's X products: {gflop:.2f} GFLOP at {result['gflop_per_s']} GFLOP/s; "
+            f"uint8 X read twice at {result['x_uint8_gb_per_s']} GB/s; "
+            f"warm-up {warm_s:.1f} s, kernel layout {prepare_ms:.0f} ms"
+        )
+        if args.mini_repeats > 0:
+            mini = minibatch.compare(split, threads, args.mini_repeats)
+            torch_row = (
+                f"; PyTorch {mini['torch_epoch_s']} s ({mini['torch_step_us']} us a step)"
+                if "torch_epoch_s" in mini
+                else "; PyTorch not installed"
+            )
+            print(
+                f"mini-batch 64, nesterov, one epoch of {mini['steps_per_epoch']} steps, median of "
+                f"{args.mini_repeats}: gradq {mini['gradq_epoch_s']} s "
+                f"({mini['gradq_step_us']} us a step){torch_row}"
+            )
+            result["mini_batch"] = mini
         if not args.skip_tta:
             full = time_to(split, args.target, None, [(1.0, 500), (0.5, 4500)], 50, "uniform")
             print(f"full batch to {args.target:.1%} dev: {full}")

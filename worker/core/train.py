@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from worker.core import nn, optim, schedule
+from worker.core import kernel, nn, optim, schedule
 from worker.core.divergence import Watch
 from worker.core.pool import Pool
 from worker.errors import DivergedError, WorkerInputError
@@ -207,6 +207,10 @@ class _Stage:
         # full batch: the rows grouped once per call into blocks without their empty columns
         x, y = data.x_train, data.y_train
         self.everything = nn.pack(x, y) if self.full else nn.rows(x, y)
+        # and, for the compiled step, as uint8 pixels column-major (~0.1 s for MNIST)
+        self.compiled = (
+            kernel.prepare(self.everything) if self.full and kernel.fits(state.arch) else None
+        )
 
     def lr_of(self, i: int) -> float:
         """The lr of step i: it depends on the iteration only, so a resume replays it."""
@@ -218,7 +222,10 @@ class _Stage:
         if self.full:
             # the step's own forward pass measures the current parameters: the point is free
             stats = nn.BatchStats() if due else None
-            grads = nn.gradients(params, arch, self.everything, stats, pool)
+            if self.compiled is not None:
+                grads = kernel.gradients(params, arch, self.compiled, stats, pool)
+            else:
+                grads = nn.gradients(params, arch, self.everything, stats, pool)
             return None if stats is not None and self.report(stats, pool) else grads
         if due:
             if self.report(self.measured(pool), pool):
