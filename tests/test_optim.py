@@ -152,8 +152,10 @@ def test_shape_lrs():
 def test_stuck_at_chance_fails_the_stage():
     data = toy_data(n=300)
     state = train.new_state(nn.Arch(), seed=0)
-    with pytest.raises(DivergedError, match=r"diverged: .*chance.*lower the learning rate"):
-        train.train(state, data, 1e3, 2000, eval_every=50)  # finite loss, nothing learnt
+    # finite loss, nothing learnt: at chance, or (first, on some rounding) far above its start
+    pattern = r"diverged: .*(chance|above 2x its start).*lower the learning rate"
+    with pytest.raises(DivergedError, match=pattern):
+        train.train(state, data, 1e3, 2000, eval_every=50)
 
 
 def test_the_watch_forgives_a_slow_start_and_noise():

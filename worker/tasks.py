@@ -168,6 +168,18 @@ def _pass_on(task: Task, stage_id: int, database: str) -> dict:
     return {"stage": stage_id, "status": "passed on", "detail": target}
 
 
+@signals.worker_init.connect
+def _warm_kernel(**_: object) -> None:
+    """Compile the full-batch kernel (or load it from numba's cache) in the main process, before
+    it forks its pool: no training process pays seconds for it on its first step."""
+    from worker.core import kernel
+
+    try:
+        kernel.warm_up()
+    except Exception as e:  # training still works: each process then compiles on first use
+        log.warning("kernel warm-up failed (%s: %s); compiling on first use", type(e).__name__, e)
+
+
 @signals.worker_process_init.connect
 def _child_start(**_: object) -> None:
     """Each pool process: its own database connections and its share of BLAS threads."""
