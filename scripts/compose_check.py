@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-STAGES = [(1.0, 200), (0.5, 100)]  # lr, iterations: a stage is long enough to fault mid-way
+STAGES = [(1.0, 600), (0.5, 300)]  # lr, iterations: long enough to fault mid-way (~10 s a stage)
 EVERY = 50
 SEED = 7
 TIMEOUT = 600.0  # seconds: generous for two cores shared with other work
