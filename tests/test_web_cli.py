@@ -100,6 +100,10 @@ def test_ui_refuses_a_bad_allowed_host_or_a_short_metrics_token(home) -> None:
         result = CliRunner().invoke(app, ["ui", *args], prog_name="gradq")
         assert result.exit_code != 0 and said in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+    # the same token from the environment, read with the other settings, names the variable
+    result = CliRunner().invoke(app, ["ui"], prog_name="gradq", env={"GRADQ_METRICS_TOKEN": "x"})
+    assert result.exit_code == 2 and "GRADQ_METRICS_TOKEN" in result.stderr, result.stderr
+    assert "at least 16 characters" in result.stderr
 
 
 def test_ui_on_loopback_says_so_and_refuses_a_foreign_host(tmp_path: Path) -> None:

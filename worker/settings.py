@@ -43,6 +43,7 @@ class Settings:
     lease_grace: float = 15.0  # GRADQ_LEASE_GRACE: a lease this old is taken over
     reaper_seconds: float = 5.0  # GRADQ_REAPER_SECONDS: how often a worker looks for lost stages
     visibility_timeout: int = 3600  # GRADQ_VISIBILITY_TIMEOUT: Redis redelivers unacked after this
+    metrics_token: str = ""  # GRADQ_METRICS_TOKEN: `gradq ui`'s bearer token for /metrics
 
     def __post_init__(self) -> None:
         if not self.database_url:  # derived from home, so GRADQ_HOME alone moves everything
@@ -84,6 +85,7 @@ _FIELDS = {
     "lease_grace": ("GRADQ_LEASE_GRACE", float),
     "reaper_seconds": ("GRADQ_REAPER_SECONDS", float),
     "visibility_timeout": ("GRADQ_VISIBILITY_TIMEOUT", int),
+    "metrics_token": ("GRADQ_METRICS_TOKEN", str),
 }
 # what each number may be: counts may be 0 (= automatic), periods must be positive
 _AT_LEAST_ZERO = {"concurrency", "threads", "slice_seconds"}

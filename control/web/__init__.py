@@ -25,8 +25,8 @@ def ui(
     metrics_token: Annotated[
         str | None,
         typer.Option(
-            envvar="GRADQ_METRICS_TOKEN",
-            help="A bearer token that lets Prometheus scrape /metrics (then /metrics needs it).",
+            help="A bearer token that lets Prometheus scrape /metrics (then /metrics needs it); "
+            "default GRADQ_METRICS_TOKEN.",
             show_default=False,
         ),
     ] = None,
@@ -46,12 +46,15 @@ def ui(
         ) from None
     from control.web.security import WILDCARDS, Guard
     from worker import tasks
+    from worker.settings import settings_from_env
 
+    hint = "--metrics-token" if metrics_token else "GRADQ_METRICS_TOKEN"
+    metrics_token = metrics_token or settings_from_env().metrics_token
     if metrics_token and len(metrics_token) < 16:
         raise typer.BadParameter(
             "at least 16 characters, e.g. from: "
             "python -c 'import secrets; print(secrets.token_urlsafe())'",
-            param_hint="--metrics-token",
+            param_hint=hint,
         )
     try:
         guard = Guard.serving(host, allowed_host or [], metrics_token or None)
