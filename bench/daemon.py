@@ -34,6 +34,7 @@ from storage import metrics, migrate, runs, snapshots, stages
 from storage.db import make_engine, session_scope
 from worker import runspec, tasks
 from worker.core import nn, train
+from worker.core.config import RunConfig
 from worker.data import mnist
 from worker.settings import settings_from_env
 
@@ -43,16 +44,7 @@ def new_run(engine, dataset: str, schedule, seed: int = 0, every: int = 50) -> t
         run_id = runs.create_run(
             s,
             name="bench",
-            hidden_sizes=[10, 10],
-            activations=["relu", "relu"],
-            init="uniform",
-            dtype="float32",
-            seed=seed,
-            dataset=dataset,
-            dev_size=1000,
-            eval_every=every,
-            snapshot_every=every,
-            batch_size=None,
+            config=runspec.columns(RunConfig(seed=seed, dataset=dataset, eval_every=every)),
             stages=schedule,
         )
         return run_id, stages.stages_of(s, run_id)[0].id

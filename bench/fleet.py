@@ -39,6 +39,8 @@ from scratch_db import drop_schema, new_database  # noqa: E402
 from storage import reaper, runs, stages  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from worker import runspec  # noqa: E402
+from worker.core.config import RunConfig  # noqa: E402
 
 BLOB = os.urandom(34_000)  # a snapshot of the default network is about 34 kB
 POINT = {"train_acc": 0.9, "dev_acc": 0.9, "loss": 0.3, "lr": 0.5, "wall": 1.0}
@@ -54,15 +56,7 @@ def make_stages(url: str, n: int) -> list[tuple[int, int]]:
             run_id = runs.create_run(
                 s,
                 name=f"fleet{i}",
-                hidden_sizes=[10, 10],
-                activations=["relu", "relu"],
-                init="uniform",
-                dtype="float32",
-                seed=i,
-                dataset="mnist",
-                dev_size=1000,
-                eval_every=50,
-                snapshot_every=50,
+                config=runspec.columns(RunConfig(seed=i)),
                 stages=[(0.5, 10**6)],
                 queue="fleet",
             )

@@ -39,6 +39,8 @@ from storage import metrics, migrate, runs, stages  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.models import Stage, StageStatus  # noqa: E402
 from storage.stages import blocked_by_earlier  # noqa: E402
+from worker import runspec  # noqa: E402
+from worker.core.config import RunConfig  # noqa: E402
 
 GRACE, PERIOD, SLICE = 4.0, 1.0, 1.0
 SCHEDULE = [(0.5, 600), (0.25, 400)]  # two stages: the hand-over between them is faulted too
@@ -206,16 +208,9 @@ def main() -> int:
                         s,
                         stages=SCHEDULE,
                         name=f"soak{i}",
-                        hidden_sizes=[10, 10],
-                        activations=["relu", "relu"],
-                        init="uniform",
-                        dtype="float32",
-                        seed=i,
-                        dataset=str(dataset),
-                        dev_size=500,
-                        eval_every=50,
-                        snapshot_every=50,
-                        batch_size=None,
+                        config=runspec.columns(
+                            RunConfig(seed=i, dataset=str(dataset), dev_size=500)
+                        ),
                         queue=queue,
                     )
                 )

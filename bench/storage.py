@@ -31,6 +31,8 @@ from storage.migrate import ensure_schema
 from storage.models import Run
 from storage.runs import create_run
 from storage.snapshots import put_snapshot
+from worker import runspec
+from worker.core.config import RunConfig
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SHAPES = {  # the 784-10-10-10 network: 8,070 float32 parameters
@@ -57,15 +59,7 @@ def time_writes(engine: Engine, repeats: int) -> dict[str, float]:
         run_id = create_run(
             session,
             name="bench",
-            hidden_sizes=[10, 10],
-            activations=["relu", "relu"],
-            init="he",
-            dtype="float32",
-            seed=0,
-            dataset="bench",
-            dev_size=1000,
-            eval_every=50,
-            snapshot_every=50,
+            config=runspec.columns(RunConfig(init="he", dataset="bench")),
             stages=[(1.0, 50 * (repeats + 1))],
         )
     totals, stores = [], []

@@ -11,6 +11,7 @@ from storage import bookkeeping, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import runspec
+from worker.core.config import RunConfig
 
 
 def run_dict(engine: Engine, run_id: int) -> dict:
@@ -28,19 +29,7 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         "name": run.name,
         "status": runs.run_status(_counts(st)),
         "created_at": run.created_at,
-        "settings": {
-            "hidden": list(run.hidden),
-            "activations": list(run.activation_names),
-            "init": run.init,
-            "dtype": run.dtype,
-            "seed": run.seed,
-            "batch_size": run.batch_size,
-            "dataset": run.dataset,
-            "dev_size": run.dev_size,
-            "eval_every": run.eval_every,
-            "snapshot_every": run.snapshot_every,
-            "optimizer": runspec.optimizer_of(run).describe(),
-        },
+        "settings": settings_dict(runspec.config_of(run)),
         "parent_snapshot_id": run.parent_snapshot_id,
         "lineage": lineage,
         "iteration": points[-1].iteration if points else 0,
@@ -51,6 +40,14 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         "tags": tags,
         "notes": [{"id": i, "created_at": t, "text": text} for i, t, text in notes],
     }
+
+
+def settings_dict(c: RunConfig) -> dict:
+    """A run's settings for JSON and the pages: hidden, activations, the plain fields, and the
+    optimizer in words."""
+    plain = {key: getattr(c, key) for key in runspec.PLAIN}
+    rule = c.optimizer.describe()
+    return {"hidden": list(c.hidden), "activations": list(c.acts or ()), **plain, "optimizer": rule}
 
 
 def progress(x) -> tuple[float | None, float | None]:

@@ -17,13 +17,5 @@ class RunRefusedError(ControlError):
     """A run cannot be created, extended or trained here as asked; the message says why."""
 
 
-class BadOptionError(ControlError):
-    """An option's value is wrong; the CLI reports it as Click does (exit 2)."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
-        self.option = option
-
-
 class UserInputError(ControlError, ValueError):
     """A value the user gave is wrong; a ValueError too, so callers that catch those still do."""

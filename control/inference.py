@@ -37,10 +37,12 @@ def arrays(spec: runspec.RunSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
     if split not in ("dev", "test", "train"):
         raise typer.BadParameter(f"{split!r}: use dev, test or train", param_hint="'--split'")
     s = settings_from_env()
-    sp = runspec.load_split(spec.dataset, spec.dev_size, spec.arch.dtype, s.data_dir, s.cache_dir)
+    sp = runspec.load_split(
+        spec.config.dataset, spec.config.dev_size, spec.config.dtype, s.data_dir, s.cache_dir
+    )
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None:
-        raise DataError(f"{spec.dataset} has no {split} set; use --split dev or train")
+        raise DataError(f"{spec.config.dataset} has no {split} set; use --split dev or train")
     return x, y
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
 
 import typer
 
 from control import parse
 from storage import runs
 from worker import runspec
-from worker.core import optim
 from worker.core import schedule as shapes
 from worker.data import mnist
 from worker.settings import settings_from_env
@@ -102,43 +100,3 @@ def resolve(
             raise typer.BadParameter(problem, param_hint="'--stage'")
         out.append((s.lr, iterations, s.shape))
     return out
-
-
-OptimizerOpt = Annotated[
-    str, typer.Option("--optimizer", help="sgd (the notebook's), momentum, nesterov or adam.")
-]
-MomentumOpt = Annotated[
-    float, typer.Option("--momentum", help="momentum/nesterov: v <- m v + g.", min=0.0, max=0.999)
-]
-BetasOpt = Annotated[
-    str, typer.Option("--betas", help="adam: B1,B2 decays of its moments (e.g. 0.9,0.999).")
-]
-EpsOpt = Annotated[float, typer.Option("--eps", help="adam: added to sqrt(v).", min=1e-12, max=1)]
-DecayOpt = Annotated[
-    float,
-    typer.Option(
-        "--weight-decay", help="L2 on the weights (not biases), e.g. 1e-4.", min=0, max=0.5
-    ),
-]
-
-
-def optimizer(name: str, momentum: float, betas: str, eps: float, weight_decay: float) -> dict:
-    """The run's optimizer columns from the options; typer.BadParameter if they do not fit."""
-    try:
-        b1, b2 = (float(b) for b in betas.split(","))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{betas!r} is not B1,B2 (e.g. 0.9,0.999)", param_hint="'--betas'"
-        ) from None
-    try:
-        o = optim.Optimizer(name.strip().lower(), momentum, b1, b2, eps, weight_decay)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="'--optimizer'") from None
-    return {
-        "optimizer": o.name,
-        "momentum": o.momentum,
-        "beta1": o.beta1,
-        "beta2": o.beta2,
-        "eps": o.eps,
-        "weight_decay": o.weight_decay,
-    }

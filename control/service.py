@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from control import connections, learning
-from control.errors import BadOptionError, RunRefusedError
+from control.errors import RunRefusedError
 from storage import reaper, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from storage.stages import Outcome
 from worker import runner, runspec
-from worker.core import nn
+from worker.core.config import RunConfig
 from worker.data import mnist
 from worker.errors import DataError
 from worker.queues import plain_queues
 from worker.settings import settings_from_env
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What `gradq train` asks for, validated."""
-
-    arch: nn.Arch
-    seed: int = 0
-    batch_size: int | None = None
-    eval_every: int = 50
-    snapshot_every: int | None = None  # None: same as eval_every
-    dataset: str = "mnist"
-    dev_size: int = 1000
-    name: str | None = None
 
 
 def dataset_spec(text: str) -> str:
@@ -58,23 +44,14 @@ def check_data(dataset: str, dev_size: int = 0) -> None:
         )
 
 
-def check_cadence(eval_every: int, snapshot_every: int | None) -> None:
-    """Snapshots are taken at curve points, so their period must be a multiple of the points'."""
-    if snapshot_every is not None and snapshot_every % eval_every:
-        raise BadOptionError(
-            "--snapshot-every", f"{snapshot_every} is not a multiple of --eval-every {eval_every}"
-        )
-
-
 def create(
     engine: Engine,
-    opts: RunOptions,
+    config: RunConfig,
     schedule: list[tuple[float, int, str]],
+    name: str | None = None,
     parent_snapshot_id: int | None = None,
-    optimizer: dict | None = None,
 ) -> int:
     """Store a run and its schedule, on the queue this shell submits to."""
-    a = opts.arch
     queues = plain_queues(settings_from_env().queue)
     if len(queues) > 1:
         raise RunRefusedError(
@@ -84,21 +61,11 @@ def create(
     with session_scope(engine) as s:
         return runs.create_run(
             s,
-            name=opts.name or f"{','.join(map(str, a.hidden))} {','.join(a.acts)}",
-            hidden_sizes=list(a.hidden),
-            activations=list(a.acts),
-            init=a.init,
-            dtype=a.dtype,
-            seed=opts.seed,
-            dataset=opts.dataset,
-            dev_size=opts.dev_size,
-            eval_every=opts.eval_every,
-            snapshot_every=opts.snapshot_every or opts.eval_every,
-            batch_size=opts.batch_size,
+            name=name or config.label(),
+            config=runspec.columns(config),
+            queue=queues[0],
             parent_snapshot_id=parent_snapshot_id,
             stages=schedule,
-            queue=queues[0],
-            optimizer=optimizer,
         )
 
 
@@ -115,27 +82,18 @@ def enqueue(engine: Engine, run_id: int) -> list[int]:
     return ids
 
 
-def fork(engine: Engine, snapshot_id: int, specs: list, reset: bool = False, **changes) -> int:
+def fork(engine: Engine, snapshot_id: int, specs: list, name: str | None = None, **changes) -> int:
     """A new run that starts from any snapshot, with its parent's settings (optimizer and its
-    state included, unless `reset`) unless changed."""
+    state included, unless `reset_optimizer`) unless changed."""
     with session_scope(engine, readonly=True) as s:
         snap = snapshots.get_snapshot(s, snapshot_id)
         parent = runs.get_run(s, snap.run_id)
-        rule = {key: getattr(parent, key) for key in runs.OPTIMIZER_COLUMNS}
-        opts = RunOptions(
-            arch=nn.Arch(parent.hidden, parent.activation_names, parent.init, parent.dtype),
-            seed=parent.seed,
-            batch_size=parent.batch_size,
-            eval_every=parent.eval_every,
-            snapshot_every=parent.snapshot_every,
-            dataset=parent.dataset,
-            dev_size=parent.dev_size,
-            name=f"fork of run {parent.id} at {snap.iteration}",
-        )
-    opts = replace(opts, **{k: v for k, v in changes.items() if v is not None})
-    schedule = learning.resolve(specs, opts.batch_size, opts.dataset, opts.dev_size)
-    rule["reset_optimizer"] = reset
-    return create(engine, opts, schedule, parent_snapshot_id=snapshot_id, optimizer=rule)
+        config = runspec.config_of(parent)
+        name = name or f"fork of run {parent.id} at {snap.iteration}"
+    changes = {"reset_optimizer": False} | {k: v for k, v in changes.items() if v is not None}
+    config = replace(config, **changes)
+    schedule = learning.resolve(specs, config.batch_size, config.dataset, config.dev_size)
+    return create(engine, config, schedule, name=name, parent_snapshot_id=snapshot_id)
 
 
 def resolve_for_run(engine: Engine, run_id: int, specs: list) -> list[tuple[float, int, str]]:

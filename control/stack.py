@@ -27,6 +27,7 @@ from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
 from control.watch import follow
 from storage.db import redact_url
+from worker.core.config import RunConfig
 from worker.data import fetch, mnist
 from worker.settings import settings_from_env
 
@@ -318,12 +319,10 @@ def demo(
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
         engine = connections.engine(create=True)
-        opts = service.RunOptions(
-            arch=submit._arch("10,10", None, "uniform", "float32"),
-            dataset=dataset,
-            name="demo: the notebook's schedule",
+        plan = learning.resolve(plan, None, dataset, 1000)
+        run_id = service.create(
+            engine, RunConfig(dataset=dataset), plan, name="demo: the notebook's schedule"
         )
-        run_id = service.create(engine, opts, learning.resolve(plan, None, dataset, 1000))
         service.enqueue(engine, run_id)
         typer.echo(
             f"run {run_id} queued; following it (Ctrl-C stops here; `gradq up` later resumes "

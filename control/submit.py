@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from control import connections, describe, learning, parse, service
-from control.errors import BadOptionError, RunRefusedError
+from control import connections, describe, learning, options, parse, service
+from control.errors import RunRefusedError
 from control.output import print_json, table
 from control.watch import follow
-from worker.core import nn
+from worker.core.config import RunConfig
 
 StageOpt = Annotated[
     list[str] | None,
@@ -22,7 +22,7 @@ StageOpt = Annotated[
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Follow it live until it ends.")]
 Local = Annotated[bool, typer.Option("--local", help="Train in this process; no broker needed.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-MAX = 2**31 - 1  # what an integer column holds on every backend
+Name = Annotated[str | None, typer.Option(help="A name for the run.", callback=parse.name)]
 
 
 def schedule_of(
@@ -94,51 +94,25 @@ def _pause_here(engine, run_id: int, done: threading.Event) -> None:
 
 def train(
     stage: StageOpt = None,
-    hidden: Annotated[
-        str, typer.Option(help="Hidden layer widths: at most 8 layers, 16 M parameters.")
-    ] = "10,10",
-    act: Annotated[
-        str | None, typer.Option(help="Activation per hidden layer: relu, sigmoid, tanh.")
-    ] = None,
-    init: Annotated[
-        str | None,
-        typer.Option(
-            help="uniform (the notebook's; default for full batch) or he (default with "
-            "--batch-size: uniform starts mini-batch SGD slowly)."
-        ),
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="Mini-batch size; omit for full-batch descent.", min=1, max=MAX),
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Seeds the initial weights and the batch order.", min=0, max=MAX)
-    ] = 0,
-    eval_every: Annotated[
-        int, typer.Option(help="Iterations per curve point.", min=1, max=MAX)
-    ] = 50,
-    snapshot_every: Annotated[
-        int | None,
-        typer.Option(help="Iterations per snapshot, a multiple of --eval-every.", min=1, max=MAX),
-    ] = None,
-    data: Annotated[
-        str, typer.Option(help="'mnist' (GRADQ_DATA_DIR on each worker) or a file/dir path.")
-    ] = "mnist",
-    dev_size: Annotated[
-        int, typer.Option(help="Training rows held out as dev set.", min=0, max=MAX)
-    ] = 1000,
-    name: Annotated[
-        str | None, typer.Option(help="A name for the run.", callback=parse.name)
-    ] = None,
+    hidden: options.Hidden = "10,10",
+    act: options.Act = None,
+    init: options.Init = None,
+    dtype: options.Dtype = "float32",
+    batch_size: options.BatchSize = None,
+    seed: options.Seed = 0,
+    eval_every: options.EvalEvery = 50,
+    snapshot_every: options.SnapshotEvery = None,
+    data: options.Data = "mnist",
+    dev_size: options.DevSize = 1000,
+    name: Name = None,
     watch: Watch = False,
     local: Local = False,
     as_json: Json = False,
-    optimizer: learning.OptimizerOpt = "sgd",
-    momentum: learning.MomentumOpt = 0.9,
-    betas: learning.BetasOpt = "0.9,0.999",
-    eps: learning.EpsOpt = 1e-8,
-    weight_decay: learning.DecayOpt = 0.0,
+    optimizer: options.Optimizer = "sgd",
+    momentum: options.Momentum = 0.9,
+    betas: options.Betas = "0.9,0.999",
+    eps: options.Eps = 1e-8,
+    weight_decay: options.WeightDecay = 0.0,
 ) -> None:
     """Create a run and queue its stages.
 
@@ -150,48 +124,27 @@ def train(
     A stage at chance accuracy, or whose loss keeps rising, fails as diverged.
     """
     specs = schedule_of(stage)
-    init = init or ("uniform" if batch_size is None else "he")
-    arch = _arch(hidden, act, init, dtype)
-    rule = learning.optimizer(optimizer, momentum, betas, eps, weight_decay)
-    try:
-        service.check_cadence(eval_every, snapshot_every)
-    except BadOptionError as e:
-        raise typer.BadParameter(str(e), param_hint=f"'{e.option}'") from e
-    opts = service.RunOptions(
-        arch=arch,
-        seed=seed,
+    config = options.config(
+        hidden,
+        act,
+        init=init,
+        dtype=dtype,
         batch_size=batch_size,
+        seed=seed,
         eval_every=eval_every,
         snapshot_every=snapshot_every,
         dataset=service.dataset_spec(data),
         dev_size=dev_size,
-        name=name,
+        optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
     )
-    service.check_data(opts.dataset, dev_size)
-    plan = learning.resolve(specs, batch_size, opts.dataset, dev_size)
+    service.check_data(config.dataset, dev_size)
+    plan = learning.resolve(specs, batch_size, config.dataset, dev_size)
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
-    run_id = service.create(engine, opts, plan, optimizer=rule)
+    run_id = service.create(engine, config, plan, name=name)
     sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
-
-
-def _arch(hidden: str, act: str | None, init: str, dtype: str) -> nn.Arch:
-    try:
-        sizes = parse.hidden(hidden)
-    except typer.BadParameter as e:
-        raise typer.BadParameter(str(e), param_hint="'--hidden'") from None
-    try:
-        names = parse.acts(act) if act is not None else None
-        arch = parse.arch(sizes, names)
-    except typer.BadParameter as e:
-        raise typer.BadParameter(str(e), param_hint="'--act'") from None
-    if init not in nn.INITS:
-        raise typer.BadParameter(f"{init!r}: use {' or '.join(nn.INITS)}", param_hint="'--init'")
-    if dtype not in nn.DTYPES:
-        raise typer.BadParameter(f"{dtype!r}: use {' or '.join(nn.DTYPES)}", param_hint="'--dtype'")
-    return nn.Arch(arch.hidden, arch.acts, init, dtype)
 
 
 def continue_(
@@ -228,7 +181,7 @@ def fork(
         str | None, typer.Option(help="A name for the new run.", callback=parse.name)
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Change the batch size.", min=1, max=MAX)
+        int | None, typer.Option(help="Change the batch size.", min=1, max=options.MAX_INT)
     ] = None,
     reset_optimizer: Annotated[
         bool,
@@ -247,9 +200,15 @@ def fork(
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
-    run_id = service.fork(
-        engine, snapshot, specs, name=name, batch_size=batch_size, reset=reset_optimizer
-    )
+    with options.as_usage_error():
+        run_id = service.fork(
+            engine,
+            snapshot,
+            specs,
+            name=name,
+            batch_size=batch_size,
+            reset_optimizer=reset_optimizer,
+        )
     sent = [] if local else service.enqueue(engine, run_id)
     go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
 
@@ -264,12 +223,18 @@ def sweep(
         list[str] | None, typer.Option(help="Hidden widths, repeatable (e.g. 10,10).")
     ] = None,
     seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
-    batch_size: Annotated[int | None, typer.Option(min=1, max=MAX, help="Mini-batch size.")] = None,
-    init: Annotated[
-        str | None, typer.Option(help="uniform or he (default: he with --batch-size).")
-    ] = None,
-    data: Annotated[str, typer.Option(help="'mnist' or a path.")] = "mnist",
-    dev_size: Annotated[int, typer.Option(min=0, max=MAX, help="Dev rows.")] = 1000,
+    init: options.Init = None,
+    dtype: options.Dtype = "float32",
+    batch_size: options.BatchSize = None,
+    eval_every: options.EvalEvery = 50,
+    snapshot_every: options.SnapshotEvery = None,
+    data: options.Data = "mnist",
+    dev_size: options.DevSize = 1000,
+    optimizer: options.Optimizer = "sgd",
+    momentum: options.Momentum = 0.9,
+    betas: options.Betas = "0.9,0.999",
+    eps: options.Eps = 1e-8,
+    weight_decay: options.WeightDecay = 0.0,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
     local: Local = False,
     as_json: Json = False,
@@ -279,24 +244,26 @@ def sweep(
     Example: gradq sweep --lr 0.1,0.5,1.0 --act relu,relu --act sigmoid,relu --iters 500
     """
     grid = _grid(lr, seed, hidden or ["10,10"], act or [None])
-    init = init or ("uniform" if batch_size is None else "he")
-    archs = {(h, a): _arch(h, a, init, "float32") for h, a, _, _ in grid}
-    dataset = service.dataset_spec(data)
-    service.check_data(dataset, dev_size)
+    base = dict(
+        init=init,
+        dtype=dtype,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        snapshot_every=snapshot_every,
+        dataset=service.dataset_spec(data),
+        dev_size=dev_size,
+        optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
+    )
+    configs = [(options.config(h, a, seed=s, **base), rate) for h, a, rate, s in grid]
+    service.check_data(configs[0][0].dataset, dev_size)
     if not local:
         connections.check_broker()
     engine = connections.engine(create=True)
     run_ids = []
-    for h, a, rate, s in grid:
-        opts = service.RunOptions(
-            arch=archs[(h, a)],
-            seed=s,
-            batch_size=batch_size,
-            dataset=dataset,
-            dev_size=dev_size,
-            name=f"sweep lr={rate:g} {','.join(archs[(h, a)].acts)} {h} seed={s}",
+    for config, rate in configs:
+        run_ids.append(
+            service.create(engine, config, [(rate, iters, "")], name=_name(config, rate))
         )
-        run_ids.append(service.create(engine, opts, [(rate, iters)]))
     if local:
         _train_here(engine, run_ids)
     else:
@@ -308,6 +275,12 @@ def sweep(
         table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)
 
 
+def _name(config: RunConfig, lr: float) -> str:
+    """'sweep lr=0.5 relu,relu 10,10 seed=0'."""
+    hidden, acts = config.label().split(" ")
+    return f"sweep lr={lr:g} {acts} {hidden} seed={config.seed}"
+
+
 GridPoint = tuple[str, str | None, float, int]  # (hidden, acts, lr, seed)
 
 
@@ -315,8 +288,8 @@ def _grid(lr: str, seed: str, hidden: list[str], act: list[str | None]) -> list[
     """Every combination of the sweep's options, refused before anything is stored if too many."""
     lrs = parse.lr_list(lr)
     seeds = parse.int_list(seed, "seeds")
-    if any(not 0 <= s <= MAX for s in seeds):
-        raise typer.BadParameter(f"seeds must be 0..{MAX}", param_hint="'--seed'")
+    if any(not 0 <= s <= options.MAX_INT for s in seeds):
+        raise typer.BadParameter(f"seeds must be 0..{options.MAX_INT}", param_hint="'--seed'")
     grid = list(itertools.product(hidden, act, lrs, seeds))
     if len(grid) > 500:
         raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")

@@ -92,11 +92,10 @@ def engine(blank_engine: Engine) -> Engine:
 def new_run(
     session: Session, stages: list[tuple[float, int]] | None = None, **overrides: object
 ) -> int:
-    """A small valid run; tests override only what they look at."""
-    fields: dict[str, object] = {
-        "name": "test",
-        "hidden_sizes": [10, 10],
-        "activations": ["relu", "relu"],
+    """A small valid run; tests override only what they look at (settings by column name)."""
+    config: dict[str, object] = {
+        "hidden_sizes": "10,10",
+        "activations": "relu,relu",
         "init": "he",
         "dtype": "float32",
         "seed": 0,
@@ -104,7 +103,13 @@ def new_run(
         "dev_size": 1000,
         "eval_every": 50,
         "snapshot_every": 50,
-        "stages": [(1.0, 500)] if stages is None else stages,
     }
-    fields.update(overrides)
-    return create_run(session, **fields)  # type: ignore[arg-type]
+    where = {k: overrides.pop(k) for k in ("name", "queue", "parent_snapshot_id") if k in overrides}
+    for key in ("hidden_sizes", "activations"):  # lists, as tests write them
+        if isinstance(overrides.get(key), list):
+            overrides[key] = ",".join(map(str, overrides[key]))  # type: ignore[arg-type]
+    config.update(overrides)
+    schedule = [(1.0, 500)] if stages is None else stages
+    return create_run(
+        session, name=str(where.pop("name", "test")), config=config, stages=schedule, **where
+    )  # type: ignore[arg-type]

@@ -15,8 +15,9 @@ from threadpoolctl import threadpool_limits
 from storage import metrics, migrate, runs, snapshots, stages
 from storage.db import make_engine, session_scope
 from storage.models import ACTIVE, Stage, StageStatus
-from worker import runner, tasks
+from worker import runner, runspec, tasks
 from worker.core import snapshot
+from worker.core.config import RunConfig
 from worker.settings import settings_from_env
 
 T = TypeVar("T")
@@ -25,23 +26,16 @@ _references: dict[tuple, list[np.ndarray]] = {}  # uninterrupted runs, computed 
 
 
 def new_run(engine: Engine, dataset: Path, schedule, **kw) -> int:
-    settings = dict(
-        name="t",
-        hidden_sizes=[10, 10],
-        activations=["relu", "relu"],
-        init="uniform",
-        dtype="float32",
-        seed=1,
-        dataset=str(dataset),
-        dev_size=500,
-        eval_every=EVERY,
-        snapshot_every=EVERY,
-        batch_size=None,
-        queue=settings_from_env().queue,  # the stack's: its reaper sends only its queue's runs
+    """A run of RunConfig's fields (test defaults below) on the stack's queue: its reaper sends
+    only its queue's runs."""
+    where = {"name": kw.pop("name", "t"), "queue": kw.pop("queue", settings_from_env().queue)}
+    where["parent_snapshot_id"] = kw.pop("parent_snapshot_id", None)
+    settings = (
+        dict(init="uniform", seed=1, dataset=str(dataset), dev_size=500, eval_every=EVERY) | kw
     )
-    settings.update(kw)
+    config = runspec.columns(RunConfig(**settings))
     with session_scope(engine) as s:
-        return runs.create_run(s, stages=schedule, **settings)
+        return runs.create_run(s, config=config, stages=schedule, **where)
 
 
 def stage_ids(engine: Engine, run_id: int) -> list[int]:

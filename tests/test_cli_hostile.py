@@ -19,6 +19,8 @@ from test_cli import assert_one_line_error, gradq, local_run
 from storage.db import make_engine, session_scope
 from storage.migrate import upgrade
 from storage.runs import create_run
+from worker import runspec
+from worker.core.config import RunConfig
 
 READERS = [
     ["runs"],
@@ -148,15 +150,9 @@ def test_names_paths_and_errors_reach_the_terminal_escaped(home, monkeypatch):
         run_id = create_run(
             s,
             name=HOSTILE,
-            hidden_sizes=[10],
-            activations=["relu"],
-            init="he",
-            dtype="float32",
-            seed=0,
-            dataset="/data/" + HOSTILE,
-            dev_size=10,
-            eval_every=10,
-            snapshot_every=10,
+            config=runspec.columns(
+                RunConfig(hidden=(10,), dataset="/data/" + HOSTILE, dev_size=10, eval_every=10)
+            ),
             stages=[(1.0, 10)],
         )
     with sqlite3.connect(home / "gradq.db") as conn:

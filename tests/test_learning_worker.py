@@ -24,13 +24,13 @@ from storage import migrate, snapshots, stages
 from storage.db import make_engine, session_scope
 from storage.models import StageStatus
 from worker import runner, tasks
-from worker.core import snapshot
+from worker.core import optim, snapshot
 from worker.settings import settings_from_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 ADAM_COSINE = [(3e-3, 4000, "cosine,warmup=100")]
-KW = dict(batch_size=64, init="he", optimizer={"optimizer": "adam", "beta2": 0.99})
+KW = dict(batch_size=64, init="he", optimizer=optim.Optimizer("adam", beta2=0.99))
 
 
 def holder_pid(engine, stage_id: int) -> int:

@@ -22,7 +22,12 @@ class DivergedError(WorkerError):
 
 
 class WorkerInputError(WorkerError, ValueError):
-    """A setting, an architecture or a stage given to the worker is wrong; the message says how."""
+    """A setting, an architecture or a stage given to the worker is wrong; the message says how.
+    `field` names the RunConfig field at fault, when there is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PathError(WorkerError, OSError):

@@ -241,13 +241,15 @@ def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.Sta
         else:
             blob = None
     if blob is None:
-        return train.new_state(run.arch, run.seed, run.batch_size, run.optimizer)
+        c = run.config
+        return train.new_state(c.arch, c.seed, c.batch_size, c.optimizer)
     state = snapshot.loads(blob, where)
     # a fork keeps its parent's optimizer state unless it asked for a reset or another optimizer
-    train.use_optimizer(state, run.optimizer, reset=run.reset_optimizer and snap is None)
-    if state.arch != run.arch:
-        raise SnapshotError(f"{where} holds a {state.arch} network; run {run.id} trains {run.arch}")
-    state.seed, state.batch_size = run.seed, run.batch_size  # a fork may change the batch size
+    c = run.config
+    train.use_optimizer(state, c.optimizer, reset=c.reset_optimizer and snap is None)
+    if state.arch != c.arch:
+        raise SnapshotError(f"{where} holds a {state.arch} network; run {run.id} trains {c.arch}")
+    state.seed, state.batch_size = c.seed, c.batch_size  # a fork may change the batch size
     return state
 
 
@@ -270,7 +272,11 @@ def _train_held(
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     settings = job.settings
     split = runspec.load_split(
-        run.dataset, run.dev_size, run.arch.dtype, settings.data_dir, settings.cache_dir
+        run.config.dataset,
+        run.config.dev_size,
+        run.config.dtype,
+        settings.data_dir,
+        settings.cache_dir,
     )
     state = _resume(job, run, position, plan, base)
     on_point = _point_taker(job, run, ends={end for _, end, _, _ in plan}, begin=state.iteration)
@@ -287,7 +293,7 @@ def _train_held(
             split,
             lr,
             seg_end,
-            eval_every=run.eval_every,
+            eval_every=run.config.eval_every,
             on_point=on_point,
             should_stop=job.stop_asked,
             shape=shape,
@@ -320,10 +326,10 @@ def _point_taker(job: Slice, run: runspec.RunSpec, ends: set[int], begin: int) -
 
     def on_point(st: train.State, p: train.Point) -> bool:
         job.check()
-        take = st.iteration % run.snapshot_every == 0 or st.iteration in ends
+        take = st.iteration % run.config.snapshot_every == 0 or st.iteration in ends
         if take:
             job.store(run, st, p)
-        elif p.iteration % run.eval_every == 0:
+        elif p.iteration % run.config.eval_every == 0:
             job.point(run, p)
         # (a point at a pause is not on the curve's cadence: only its snapshot is kept)
         # a slice ends at a snapshot once its time is up and it made progress; the next slice

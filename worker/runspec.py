@@ -2,59 +2,74 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from storage.models import Run
-from worker.core import nn, optim
+from worker.core import optim
+from worker.core.config import RunConfig
 from worker.data import mnist
 from worker.errors import DataError
 
+# RunConfig fields stored as columns of the same name
+PLAIN = (
+    "init",
+    "dtype",
+    "seed",
+    "batch_size",
+    "dataset",
+    "dev_size",
+    "eval_every",
+    "snapshot_every",
+)
 DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """The run's settings, detached from the session that read them."""
+    """A stored run: its id, where it sits, and its settings, detached from the session."""
 
     id: int
-    arch: nn.Arch
-    seed: int
-    batch_size: int | None
-    dataset: str
-    dev_size: int
-    eval_every: int
-    snapshot_every: int
+    config: RunConfig
     parent_snapshot_id: int | None
     queue: str
-    optimizer: optim.Optimizer = field(default_factory=optim.Optimizer)
-    reset_optimizer: bool = False  # a fork whose optimizer starts from zero state
 
     @classmethod
     def of(cls, run: Run) -> RunSpec:
-        arch = nn.Arch(run.hidden, run.activation_names, run.init, run.dtype)
-        return cls(
-            run.id,
-            arch,
-            run.seed,
-            run.batch_size,
-            run.dataset,
-            run.dev_size,
-            run.eval_every,
-            run.snapshot_every,
-            run.parent_snapshot_id,
-            run.queue,
-            optimizer_of(run),
-            bool(run.reset_optimizer),
-        )
+        return cls(run.id, config_of(run), run.parent_snapshot_id, run.queue)
 
 
-def optimizer_of(run: Run) -> optim.Optimizer:
-    """The run's update rule from its columns."""
-    return optim.Optimizer(
+def config_of(run: Run) -> RunConfig:
+    """The settings a run's columns hold (the inverse of `columns`)."""
+    rule = optim.Optimizer(
         run.optimizer, run.momentum, run.beta1, run.beta2, run.eps, run.weight_decay
     )
+    plain = {key: getattr(run, key) for key in PLAIN}
+    return RunConfig(
+        hidden=run.hidden,
+        acts=run.activation_names,
+        optimizer=rule,
+        reset_optimizer=bool(run.reset_optimizer),
+        **plain,
+    )
+
+
+def columns(config: RunConfig) -> dict:
+    """The run's columns for these settings, as storage/models.py's Run names them."""
+    o = config.optimizer
+    return {
+        "hidden_sizes": ",".join(map(str, config.hidden)),
+        "activations": ",".join(config.acts or ()),
+        **{key: getattr(config, key) for key in PLAIN},
+        "optimizer": o.name,
+        "momentum": o.momentum,
+        "beta1": o.beta1,
+        "beta2": o.beta2,
+        "eps": o.eps,
+        "weight_decay": o.weight_decay,
+        "reset_optimizer": config.reset_optimizer,
+    }
 
 
 def resolve_dataset(dataset: str, data_dir: Path) -> Path:

@@ -134,7 +134,7 @@ def evaluate(engine: Engine, snapshot_id: int, split: str = "dev", examples: int
     state = snapshot.loads(blob, f"snapshot {snapshot_id}")
     cfg = settings_from_env()
     sp = runspec.load_split(
-        spec.dataset, spec.dev_size, spec.arch.dtype, cfg.data_dir, cfg.cache_dir
+        spec.config.dataset, spec.config.dev_size, spec.config.dtype, cfg.data_dir, cfg.cache_dir
     )
     x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
     if x is None or not len(y):
