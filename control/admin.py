@@ -7,19 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import func, select
 
-from control import connections, workers
-from control.errors import BrokerUnreachableError, UserInputError
+from control import connections, context
 from control.output import cell, print_json, table
-from control.root import one_line
 from storage import migrate
 from storage.db import redact_url, session_scope
-from storage.models import Stage
 from worker.data import fetch, mnist
+from worker.errors import DataError
 from worker.settings import settings_from_env
 
-STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 db_app = typer.Typer(
     help="The database: upgrade its schema, show its revision.", no_args_is_help=True
@@ -65,73 +61,13 @@ def status(as_json: Json = False) -> None:
 
     Example: gradq status
     """
-    out = status_dict()
+    out = context.service().cluster()
     if as_json:
         print_json(out)
     else:
         _status_table(out)
     if not (out["broker_ok"] and out["database_ok"]):
         raise typer.Exit(1)
-
-
-def status_dict() -> dict:
-    """What `gradq status` reports (the dashboard's cluster page shows the same)."""
-    s = settings_from_env()
-    out: dict = {
-        "broker": redact_url(s.broker_url),
-        "queue": s.queue,
-        "database": redact_url(s.database_url),
-        "database_id": None,
-    }
-    live = _broker_part(out)
-    _database_part(out, live, s.reaper_seconds)
-    return out
-
-
-def _broker_part(out: dict) -> list[connections.LiveWorker] | None:
-    """Fill in the broker's side; returns the live workers (None when the broker is down)."""
-    from worker import tasks
-
-    try:
-        connections.check_broker()
-        out["queue_depth"] = tasks.queue_depth()
-        live = connections.live_workers(timeout=STATUS_TIMEOUT)
-    except Exception as e:  # unreachable, or failing mid-way: reported, not raised
-        why = one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
-        out |= {"broker_ok": False, "broker_error": one_line(why), "workers": []}
-        out.setdefault("queue_depth", None)
-        return None
-    out["broker_ok"] = True
-    out["workers"] = [
-        {"name": w.name, "queues": [{"queue": q, "database": d} for q, d in w.queues]} for w in live
-    ]
-    return live
-
-
-def _database_part(out: dict, live: list[connections.LiveWorker] | None, period: float) -> None:
-    """Fill in the database's side: revision, stages by status, work no live worker serves."""
-    try:
-        engine = connections.engine()
-        out["database_revision"] = migrate.current_revision(engine)
-        out["database_head"] = migrate.head_revision()
-        out["database_id"] = workers.this_database(engine)
-        with session_scope(engine, readonly=True) as s:
-            counts = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
-        out["stages"] = {str(getattr(k, "value", k)): n for k, n in counts}
-        queued = workers.queued_by_queue(engine)
-        notes = workers.unserved(engine, set(queued), live)  # asks again if the broker was down
-        out["waiting"] = [
-            {"queue": q, "queued_stages": queued[q], "note": note} for q, note in notes.items()
-        ]
-        out |= workers.liveness(engine, live, period)
-        out["database_ok"] = True
-    except Exception as e:  # reported, not raised: status shows what it can
-        out |= {"database_ok": False, "database_error": one_line(e), "waiting": []}
-        out |= {"ready": [], "reapers": [], "warnings": []}
-    mine = out["database_id"] or ""
-    for w in out["workers"]:
-        for q in w["queues"]:
-            q["this_database"] = bool(mine and q["database"] and mine.startswith(q["database"]))
 
 
 def _status_table(out: dict) -> None:
@@ -251,7 +187,7 @@ def data_info(
         where = s.data_dir
         target = mnist.find(where)
         if target is None:
-            raise UserInputError(
+            raise DataError(
                 f"no MNIST in {where}; run `gradq data fetch` or `gradq data import FILE`"
             )
     info = mnist.info(target, cache_dir=s.cache_dir)

@@ -6,19 +6,10 @@ from typing import Annotated
 
 import typer
 
-from control import connections, parse
+from control import context, parse
 from control.output import cell
-from storage import bookkeeping
-from storage.db import session_scope
 
 RunArg = Annotated[int, typer.Argument(help="Run id.")]
-
-
-def _checked(check, value: str) -> str:
-    try:
-        return check(value)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
 
 
 def tag(
@@ -31,9 +22,8 @@ def tag(
     Example: gradq tag 3 baseline lr:1.0
     """
     parse.ident(run, "run")
-    wanted = [_checked(bookkeeping.check_tag, t) for t in tags]
-    with session_scope(connections.engine()) as s:
-        now = bookkeeping.tag(s, run, wanted, remove=remove)
+    svc = context.service()
+    now = svc.tag(run, remove=tags) if remove else svc.tag(run, add=tags)
     typer.echo(f"run {run} tags: {cell(', '.join(now)) if now else '(none)'}")
 
 
@@ -46,9 +36,7 @@ def note(
     Example: gradq note 3 "lr 1.0 diverges after 400 iterations"
     """
     parse.ident(run, "run")
-    text = _checked(bookkeeping.check_note, text)
-    with session_scope(connections.engine()) as s:
-        note_id = bookkeeping.add_note(s, run, text)
+    note_id = context.service().note(run, text)
     typer.echo(f"note {note_id} kept on run {run}")
 
 
@@ -59,6 +47,5 @@ def rm(run: RunArg) -> None:
     Example: gradq rm 3
     """
     parse.ident(run, "run")
-    with session_scope(connections.engine()) as s:
-        freed = bookkeeping.delete_run(s, run)
+    freed = context.service().rm(run)
     typer.echo(f"deleted run {run} and its {freed} snapshots")

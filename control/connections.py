@@ -23,11 +23,12 @@ def engine(create: bool = False) -> Engine:
 
     Only commands that write pass `create=True`: reading a SQLite file that does not exist is
     an error naming the path, never a new empty database."""
-    return _engine_for(settings_from_env().database_url, create)
+    return engine_for(settings_from_env().database_url, create)
 
 
 @cache
-def _engine_for(url: str, create: bool) -> Engine:
+def engine_for(url: str, create: bool) -> Engine:
+    """The database at `url`, migrated on first use; one engine per URL and process."""
     check_shared(url)
     eng = make_engine(url, create=create)
     try:
@@ -41,11 +42,11 @@ def broker_url() -> str:
     return settings_from_env().broker_url
 
 
-def check_broker(timeout: float = 2.0) -> None:
-    """Fail fast, before anything is stored, when no broker is reachable."""
+def check_broker(url: str | None = None, timeout: float = 2.0) -> None:
+    """Fail fast, before anything is stored, when no broker is reachable at `url`."""
     from worker.celery_app import app
 
-    url = broker_url()
+    url = url or broker_url()
     try:
         with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
@@ -94,9 +95,9 @@ def _control_app(url: str) -> Celery:
     return make_app(replace(settings_from_env(), broker_url=url))
 
 
-def send(stage_ids: list[int]) -> None:
+def send(engine: Engine, stage_ids: list[int]) -> None:
     """Queue a message for each stage on its run's queue and this database (whatever
     GRADQ_QUEUE says now); a worker drops any it cannot run yet."""
     from worker import tasks
 
-    tasks.send_stages(engine(), stage_ids)
+    tasks.send_stages(engine, stage_ids)

@@ -18,4 +18,18 @@ class RunRefusedError(ControlError):
 
 
 class UserInputError(ControlError, ValueError):
-    """A value the user gave is wrong; a ValueError too, so callers that catch those still do."""
+    """A value the user gave is wrong: control's one input error. The CLI reports it as a usage
+    error (exit 2) naming `option` when there is one; the web answers 400."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+# RunConfig field -> the option that sets it: "--" and the field with dashes, but for these
+OPTION = {"acts": "--act", "dataset": "--data"}
+
+
+def option_of(field: str | None) -> str | None:
+    """The command-line option that sets a RunConfig field."""
+    return OPTION.get(field, "--" + field.replace("_", "-")) if field else None

@@ -8,42 +8,13 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from control import connections, parse
+from control import context, parse
 from control.output import console, digit, pct, print_json, table
-from storage import runs, snapshots
-from storage.db import session_scope
-from worker import runspec
-from worker.core import evaluate as ev
-from worker.core import snapshot, train
 from worker.data import files
-from worker.errors import DataError
-from worker.settings import settings_from_env
 
 SnapArg = Annotated[int, typer.Argument(help="Snapshot id (see `gradq snapshots RUN`).")]
 SplitOpt = Annotated[str, typer.Option("--split", help="dev, test or train.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def load(snapshot_id: int) -> tuple[train.State, runspec.RunSpec, bytes]:
-    parse.ident(snapshot_id, "snapshot")
-    with session_scope(connections.engine(), readonly=True) as s:
-        row = snapshots.get_snapshot(s, snapshot_id)
-        blob = snapshots.get_snapshot_bytes(s, snapshot_id)
-        spec = runspec.RunSpec.of(runs.get_run(s, row.run_id))
-    return snapshot.loads(blob, f"snapshot {snapshot_id}"), spec, blob
-
-
-def arrays(spec: runspec.RunSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
-    if split not in ("dev", "test", "train"):
-        raise typer.BadParameter(f"{split!r}: use dev, test or train", param_hint="'--split'")
-    s = settings_from_env()
-    sp = runspec.load_split(
-        spec.config.dataset, spec.config.dev_size, spec.config.dtype, s.data_dir, s.cache_dir
-    )
-    x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
-    if x is None:
-        raise DataError(f"{spec.config.dataset} has no {split} set; use --split dev or train")
-    return x, y
 
 
 def evaluate(snapshot_id: SnapArg, split: SplitOpt = "test", as_json: Json = False) -> None:
@@ -51,28 +22,19 @@ def evaluate(snapshot_id: SnapArg, split: SplitOpt = "test", as_json: Json = Fal
 
     Example: gradq evaluate 12 --split test
     """
-    state, spec, _ = load(snapshot_id)
-    x, y = arrays(spec, split)
-    rep = ev.evaluate(state, x, y)
+    parse.ident(snapshot_id, "snapshot")
+    rep = context.service().evaluate(snapshot_id, split, examples=0)
+    del rep["misclassified"]
     if as_json:
-        print_json(
-            {
-                "snapshot_id": snapshot_id,
-                "split": split,
-                "count": rep.count,
-                "accuracy": rep.accuracy,
-                "per_class": rep.per_class,
-                "confusion": rep.confusion,
-            }
-        )
+        print_json(rep)
         return
     console().print(
-        f"snapshot {snapshot_id} (run {spec.id}, iteration {state.iteration}) on "
-        f"{split} ({rep.count} digits): accuracy {pct(rep.accuracy)}"
+        f"snapshot {snapshot_id} (run {rep['run_id']}, iteration {rep['iteration']}) on "
+        f"{split} ({rep['count']} digits): accuracy {pct(rep['accuracy'])}"
     )
     table(
         ["true", *[str(k) for k in range(10)], "acc"],
-        [[k, *rep.confusion[k].tolist(), pct(rep.per_class[k])] for k in range(10)],
+        [[k, *rep["confusion"][k], pct(rep["per_class"][k])] for k in range(10)],
         title="confusion matrix (row: true label, column: predicted)",
     )
 
@@ -90,31 +52,19 @@ def predict(
     """
     if png is not None:
         files.check_writable(png)
-    state, spec, _ = load(snapshot_id)
-    x, y = arrays(spec, split)
-    if index >= len(y):
-        raise typer.BadParameter(
-            f"{index} is past the end of {split} ({len(y)} rows)", param_hint="'--index'"
-        )
-    label, proba = ev.predict_one(state, x[index])
+    parse.ident(snapshot_id, "snapshot")
+    got = context.service().predict(snapshot_id, index, split)
+    pixels = got.pop("pixels")
     if png is not None:
-        write_png(png, x[index])
+        write_png(png, pixels)
     if as_json:
-        print_json(
-            {
-                "snapshot_id": snapshot_id,
-                "split": split,
-                "index": index,
-                "prediction": label,
-                "label": int(y[index]),
-                "probabilities": proba,
-            }
-        )
+        print_json(got)
         return
     out = console()
-    out.print(digit(x[index]))
-    verdict = "right" if label == int(y[index]) else "wrong"
-    out.print(f"predicted {label} ({pct(float(proba[label]))}), label {int(y[index])}: {verdict}")
+    out.print(digit(pixels))
+    label, truth = got["prediction"], got["label"]
+    verdict = "right" if label == truth else "wrong"
+    out.print(f"predicted {label} ({pct(got['probabilities'][label])}), label {truth}: {verdict}")
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
@@ -154,6 +104,7 @@ def export(
     Example: gradq export 12 -o model.npz
     """
     files.check_writable(output)  # before the database is read
-    _, _, blob = load(snapshot_id)
+    parse.ident(snapshot_id, "snapshot")
+    blob = context.service().export(snapshot_id)
     files.write_bytes(output, blob)
     typer.echo(f"wrote {output} ({len(blob):,} bytes; load with numpy.load(allow_pickle=False))")

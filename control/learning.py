@@ -10,14 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import typer
-
 from control import parse
+from control.errors import UserInputError
 from storage import runs
-from worker import runspec
 from worker.core import schedule as shapes
-from worker.data import mnist
-from worker.settings import settings_from_env
 
 STAGE_HELP = (
     "LR:ITERS[@SHAPE], repeatable, run in order; ITERS may be epochs as 30e (mini-batch). "
@@ -40,7 +36,7 @@ class StageSpec:
 def schedule(texts: list[str]) -> list[StageSpec]:
     """Repeated --stage values, at most MAX_STAGES of them."""
     if len(texts) > runs.MAX_STAGES:
-        raise typer.BadParameter(
+        raise _bad(
             f"{len(texts)} stages is too many; a run holds at most {runs.MAX_STAGES:,} "
             "(use fewer, longer stages)"
         )
@@ -48,55 +44,54 @@ def schedule(texts: list[str]) -> list[StageSpec]:
 
 
 def stage(text: str) -> StageSpec:
-    """'0.05:30e@cosine' -> StageSpec; typer.BadParameter saying what would be right."""
+    """'0.05:30e@cosine' -> StageSpec; UserInputError saying what would be right."""
     head, _, shape_text = text.partition("@")
     lr_text, sep, length = head.partition(":")
     if not sep:
-        raise typer.BadParameter(f"{text!r} is not LR:ITERS (e.g. --stage 1.0:500)")
+        raise _bad(f"{text!r} is not LR:ITERS (e.g. --stage 1.0:500)")
     lr = parse.learning_rate(lr_text)
     try:
         shape = shapes.parse(shape_text) if shape_text else shapes.CONSTANT
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        raise _bad(str(e)) from None
     length = length.strip()
     if length.lower().endswith("e"):
         try:
             epochs = float(length[:-1])
         except ValueError:
-            raise typer.BadParameter(f"epochs {length!r} is not a number (e.g. 30e)") from None
+            raise _bad(f"epochs {length!r} is not a number (e.g. 30e)") from None
         if not (math.isfinite(epochs) and 0 < epochs <= 100_000):
-            raise typer.BadParameter(f"epochs {length!r} must be in (0, 100000] (e.g. 30e)")
+            raise _bad(f"epochs {length!r} must be in (0, 100000] (e.g. 30e)")
         return StageSpec(lr, None, epochs, shape.text())
     iterations = parse.iterations(length)
     problem = shapes.check(shape, iterations)
     if problem:
-        raise typer.BadParameter(problem)
+        raise _bad(problem)
     return StageSpec(lr, iterations, None, shape.text())
 
 
 def resolve(
-    specs: list[StageSpec], batch_size: int | None, dataset: str, dev_size: int
+    specs: list[StageSpec], batch_size: int | None, rows: int | None
 ) -> list[tuple[float, int, str]]:
-    """[(lr, iterations, shape)], epochs converted: ceil(rows / batch) iterations per epoch."""
-    if all(s.epochs is None for s in specs):
-        return [(s.lr, s.iterations or 0, s.shape) for s in specs]
+    """[(lr, iterations, shape)], epochs converted: ceil(rows / batch) iterations per epoch,
+    `rows` being the run's training rows (a full-batch epoch is one iteration)."""
     per_epoch = 1
-    if batch_size is not None:
-        cfg = settings_from_env()
-        found = runspec.resolve_dataset(dataset, cfg.data_dir)
-        rows = mnist.info(found, cache_dir=cfg.cache_dir)["train"] - dev_size
+    if batch_size is not None and rows is not None:
         per_epoch = max(1, math.ceil(rows / batch_size))
     out = []
     for s in specs:
         iterations = s.iterations or max(1, round((s.epochs or 0) * per_epoch))
         if iterations > parse.MAX_ITERATIONS:
-            raise typer.BadParameter(
+            raise _bad(
                 f"{s.epochs:g} epochs is {iterations:,} iterations; at most "
-                f"{parse.MAX_ITERATIONS:,}",
-                param_hint="'--stage'",
+                f"{parse.MAX_ITERATIONS:,}"
             )
         problem = shapes.check(shapes.parse(s.shape or "constant"), iterations)
         if problem:
-            raise typer.BadParameter(problem, param_hint="'--stage'")
+            raise _bad(problem)
         out.append((s.lr, iterations, s.shape))
     return out
+
+
+def _bad(message: str) -> UserInputError:
+    return UserInputError(message, "--stage")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from control.errors import UserInputError, option_of
 from worker.core import optim
 from worker.core.config import MAX_INT, RunConfig
 from worker.errors import WorkerInputError
@@ -59,19 +60,15 @@ WeightDecay = Annotated[
         "--weight-decay", help="L2 on the weights (not biases), e.g. 1e-4.", min=0, max=0.5
     ),
 ]
-# RunConfig field -> the option that sets it, where the names differ
-OPTION = {"acts": "--act", "dataset": "--data", "optimizer": "--optimizer"}
 
 
 @contextmanager
 def as_usage_error() -> Iterator[None]:
-    """A WorkerInputError from RunConfig's checks, as a usage error naming the option."""
+    """A WorkerInputError from RunConfig's checks, as control's input error naming the option."""
     try:
         yield
     except WorkerInputError as e:
-        field = e.field or ""
-        hint = OPTION.get(field, "--" + field.replace("_", "-")) if field else None
-        raise typer.BadParameter(str(e), param_hint=f"'{hint}'" if hint else None) from None
+        raise UserInputError(str(e), option_of(e.field)) from None
 
 
 def rule(
@@ -81,9 +78,7 @@ def rule(
     try:
         b1, b2 = (float(b) for b in betas.split(","))
     except ValueError:
-        raise typer.BadParameter(
-            f"{betas!r} is not B1,B2 (e.g. 0.9,0.999)", param_hint="'--betas'"
-        ) from None
+        raise UserInputError(f"{betas!r} is not B1,B2 (e.g. 0.9,0.999)", "--betas") from None
     with as_usage_error():
         try:
             return optim.Optimizer(name.strip().lower(), momentum, b1, b2, eps, weight_decay)

@@ -13,6 +13,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from worker.settings import url_secrets
+
 SHADES = " .:-=+*#%@"  # dark to light, for digits
 # C0 and C1 controls, DEL, line and paragraph separators, and bidirectional overrides: what can
 # move the cursor, retitle or clear a terminal, fake a table row or reorder what is shown
@@ -23,6 +25,14 @@ NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def visible(text: str) -> str:
     """Text from a database or a user with every control character shown as an escape (\\x1b)."""
     return CONTROL.sub(lambda m: NAMED.get(m[0]) or _escape(m[0]), text)
+
+
+def one_line(error: BaseException | str) -> str:
+    """The error as one visible line, with the configured URLs' passwords scrubbed out."""
+    text = visible(" ".join(str(error).split())) or type(error).__name__
+    for secret in url_secrets():
+        text = text.replace(secret, "***")
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def _escape(char: str) -> str:

@@ -10,21 +10,13 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from control.errors import ControlError
-from control.output import visible
+from control.errors import ControlError, UserInputError
+from control.output import one_line
 from storage.errors import StorageError
 from worker.errors import WorkerError
-from worker.settings import settings_from_env, url_secrets
+from worker.settings import settings_from_env
 
 KNOWN = (StorageError, WorkerError, ControlError)
-
-
-def one_line(error: BaseException | str) -> str:
-    """The error as one visible line, with the configured URLs' passwords scrubbed out."""
-    text = visible(" ".join(str(error).split())) or type(error).__name__
-    for secret in url_secrets():
-        text = text.replace(secret, "***")
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 class GradqGroup(TyperGroup):
@@ -32,6 +24,7 @@ class GradqGroup(TyperGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name, cmd, rest = super().resolve_command(ctx, args)
+        self.invoked = f"{ctx.command_path} {name}"  # for usage errors raised past Click
         # a worker logs where Celery puts its logs: Celery adds its own handler only to a root
         # logger without one (ctx.invoked_subcommand is not set yet when invoke starts)
         if name != "worker":
@@ -44,6 +37,11 @@ class GradqGroup(TyperGroup):
         except typer.TyperException as e:  # Click's own errors: usage (2), or help asked for
             typer.echo(click_error(e), err=True)
             sys.exit(getattr(e, "exit_code", 1))
+        except UserInputError as e:  # a value given is wrong: a usage error, as Click's are
+            cmd = getattr(self, "invoked", "gradq")
+            where = f" for '{e.option}'" if e.option else ""
+            typer.echo(f"{cmd}: Invalid value{where}: {one_line(e)} (see '{cmd} --help')", err=True)
+            sys.exit(2)
         except KNOWN as e:  # user mistakes and the world's failures: what, and what would be right
             typer.echo(f"gradq: error: {one_line(e)}", err=True)
             sys.exit(1)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from control import connections, describe, parse, workers
-from control.errors import UserInputError
+from control.errors import ControlError
 from control.output import cell, console, curve, pct, print_json, table
 from control.watch import follow
 from storage import metrics, runs, snapshots, stages
@@ -224,7 +224,7 @@ def plot(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserInputError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
+        raise ControlError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
     engine = connections.engine()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:
@@ -262,7 +262,7 @@ def plot(
     fmt = output.suffix.lstrip(".").lower() or "png"
     if fmt not in fig.canvas.get_supported_filetypes():
         plt.close(fig)
-        raise UserInputError(f"{output}: cannot draw a .{fmt} file; name it .png, .svg or .pdf")
+        raise ControlError(f"{output}: cannot draw a .{fmt} file; name it .png, .svg or .pdf")
     with files.replacing(output) as f:  # never onto a device, FIFO or directory
         fig.savefig(f, dpi=110, format=fmt)
     plt.close(fig)

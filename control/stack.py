@@ -22,9 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from control import connections, describe, learning, service, submit, workers
+from control import connections, context, describe, submit, workers
 from control.errors import BrokerUnreachableError, StackError
 from control.output import visible
+from control.service import dataset_spec
 from control.watch import follow
 from storage.db import redact_url
 from worker.core.config import RunConfig
@@ -314,16 +315,13 @@ def demo(
     plan = submit.schedule_of(stage or ["1.0:500", "0.5:500"])
     if data_path == "mnist":
         ensure_mnist()
-    dataset = service.dataset_spec(data_path)
-    service.check_data(dataset, 1000)
+    svc = context.service()
+    config = RunConfig(dataset=dataset_spec(data_path))
+    svc.check_data(config.dataset, config.dev_size)
     started = start(concurrency=1)  # one run: one process with every core's BLAS threads
     try:
-        engine = connections.engine(create=True)
-        plan = learning.resolve(plan, None, dataset, 1000)
-        run_id = service.create(
-            engine, RunConfig(dataset=dataset), plan, name="demo: the notebook's schedule"
-        )
-        service.enqueue(engine, run_id)
+        run_id = svc.train(config, plan, name="demo: the notebook's schedule").run_id
+        engine = svc.engine()
         typer.echo(
             f"run {run_id} queued; following it (Ctrl-C stops here; `gradq up` later resumes "
             "it from its last snapshot)"

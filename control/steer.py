@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from control import connections, parse, service
-from storage import retention, stages
-from storage.db import session_scope
-from worker.settings import settings_from_env
+from control import context, parse
+from control.errors import UserInputError
+from storage import stages
 
 RunArg = Annotated[int | None, typer.Argument(help="Run id (every stage of it).")]
 StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id instead of a run.")]
@@ -17,7 +16,7 @@ StageOpt = Annotated[int | None, typer.Option("--stage", help="One stage id inst
 
 def _target(run: int | None, stage: int | None) -> dict:
     if (run is None) == (stage is None):
-        raise typer.BadParameter("give a RUN id or --stage ID (one of them)")
+        raise UserInputError("give a RUN id or --stage ID (one of them)")
     if run is not None:
         return {"run_id": parse.ident(run, "run")}
     return {"stage_id": parse.ident(stage, "stage")}  # type: ignore[arg-type]
@@ -32,20 +31,13 @@ def _say(verb: str, done: stages.Requested) -> None:
     typer.echo("; ".join(parts) or "no queued, paused or running stage to change")
 
 
-def _grace() -> float:
-    """A running stage with no heartbeat for this long has no live worker to act on a flag."""
-    return settings_from_env().lease_grace
-
-
 def cancel(run: RunArg = None, stage: StageOpt = None) -> None:
     """Cancel a run, or a stage and the stages after it. A running stage stops with a snapshot;
     one whose worker is gone (no heartbeat for GRADQ_LEASE_GRACE) is cancelled at once.
 
     Example: gradq cancel 3   |   gradq cancel --stage 7
     """
-    target = _target(run, stage)
-    with session_scope(connections.engine()) as s:
-        _say("cancelled", stages.request_cancel(s, **target, grace_seconds=_grace()))
+    _say("cancelled", context.service().cancel(**_target(run, stage)))
 
 
 def pause(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -53,9 +45,7 @@ def pause(run: RunArg = None, stage: StageOpt = None) -> None:
 
     Example: gradq pause 3
     """
-    target = _target(run, stage)
-    with session_scope(connections.engine()) as s:
-        _say("paused", stages.request_pause(s, **target, grace_seconds=_grace()))
+    _say("paused", context.service().pause(**_target(run, stage)))
 
 
 def resume(run: RunArg = None, stage: StageOpt = None) -> None:
@@ -63,14 +53,12 @@ def resume(run: RunArg = None, stage: StageOpt = None) -> None:
 
     Example: gradq resume 3
     """
-    target = _target(run, stage)
-    connections.check_broker()
-    engine = connections.engine()
-    with session_scope(engine) as s:
-        queued = stages.resume(s, **target)
-        run_id = stages.get_stage(s, queued[0]).run_id if queued else None
-    sent = service.enqueue(engine, run_id) if run_id is not None else []
-    typer.echo(f"resumed stages {queued}; sent {sent}" if queued else "nothing paused to resume")
+    done = context.service().resume(**_target(run, stage))
+    typer.echo(
+        f"resumed stages {done.resumed}; sent {done.sent}"
+        if done.resumed
+        else "nothing paused to resume"
+    )
 
 
 def prune(
@@ -88,13 +76,8 @@ def prune(
     Example: gradq prune 3 --keep-last 3 --every 10 --dry-run
     """
     parse.ident(run, "run")
-    with session_scope(connections.engine()) as s:
-        doomed = retention.apply_retention(
-            s, run, keep_last=keep_last, every=every, keep_best=keep_best
-        )
-        if dry_run:
-            s.rollback()
-    its = ", ".join(str(d.iteration) for d in doomed) or "none"
+    doomed = context.service().prune(run, keep_last, every, keep_best, dry_run)
+    its = ", ".join(map(str, doomed)) or "none"
     typer.echo(
         f"{'would delete' if dry_run else 'deleted'} {len(doomed)} snapshots (iterations {its})"
     )

@@ -7,11 +7,11 @@ import threading
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
-from control import connections, describe, learning, options, parse, service
-from control.errors import RunRefusedError
+from control import context, describe, learning, options, parse
+from control.errors import RunRefusedError, UserInputError
 from control.output import print_json, table
+from control.service import Service
 from control.watch import follow
 from worker.core.config import RunConfig
 
@@ -30,23 +30,21 @@ def schedule_of(
 ) -> list[learning.StageSpec]:
     texts = stage or ([default] if default else [])
     if not texts:
-        raise typer.BadParameter("give at least one --stage LR:ITERS (e.g. --stage 0.5:500)")
-    try:
-        return learning.schedule(texts)
-    except typer.BadParameter as e:
-        raise typer.BadParameter(str(e), param_hint="'--stage'") from None
+        raise UserInputError("give at least one --stage LR:ITERS (e.g. --stage 0.5:500)", "--stage")
+    return learning.schedule(texts)
 
 
 def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] | None = None):
     """After a run is stored: train it here, or follow it, or say where it went."""
-    engine = connections.engine()
+    svc = context.service()
+    engine = svc.engine()
     if local:
         failure: list[BaseException] = []
         done = threading.Event()  # not Thread.join: on 3.11 a join cut by Ctrl-C never waits again
 
         def work() -> None:
             try:
-                service.run_local(engine, run_id)
+                svc.run_local(run_id)
             except BaseException as e:  # re-raised in the main thread, after the display
                 failure.append(e)
             finally:
@@ -58,7 +56,7 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
                 follow(engine, run_id, keep_going=lambda: not done.is_set())
             done.wait()
         except KeyboardInterrupt:
-            _pause_here(engine, run_id, done)
+            _pause_here(svc, run_id, done)
         if failure:
             raise failure[0]
     elif watch and as_json:
@@ -75,16 +73,16 @@ def go(run_id: int, *, local: bool, watch: bool, as_json: bool, sent: list[int] 
         )
 
 
-def _pause_here(engine, run_id: int, done: threading.Event) -> None:
+def _pause_here(svc: Service, run_id: int, done: threading.Event) -> None:
     """Ctrl-C while training here: pause the run with a snapshot, say where, exit 130.
 
     A second Ctrl-C leaves at once; the stage is then taken over by the next `continue
     --local` once its lease lapses.
     """
-    service.pause_run(engine, run_id)
+    svc.pause(run_id)
     typer.echo("stopping at the next step, with a snapshot (Ctrl-C again to quit now)", err=True)
     done.wait()
-    at = service.stopped_at(engine, run_id)
+    at = svc.run(run_id)["iteration"]
     typer.echo(
         f"paused run {run_id} at iteration {at}; go on with `gradq continue --local {run_id}`",
         err=True,
@@ -133,18 +131,12 @@ def train(
         seed=seed,
         eval_every=eval_every,
         snapshot_every=snapshot_every,
-        dataset=service.dataset_spec(data),
+        dataset=data,
         dev_size=dev_size,
         optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
     )
-    service.check_data(config.dataset, dev_size)
-    plan = learning.resolve(specs, batch_size, config.dataset, dev_size)
-    if not local:
-        connections.check_broker()
-    engine = connections.engine(create=True)
-    run_id = service.create(engine, config, plan, name=name)
-    sent = [] if local else service.enqueue(engine, run_id)
-    go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
+    done = context.service().train(config, specs, name=name, send=not local)
+    go(done.run_id, local=local, watch=watch, as_json=as_json, sent=done.sent)
 
 
 def continue_(
@@ -161,17 +153,11 @@ def continue_(
     """
     parse.ident(run, "run")
     specs = schedule_of(stage, default=None) if stage else []
-    if not local:
-        connections.check_broker()
-    engine = connections.engine(create=True)
-    plan = service.resolve_for_run(engine, run, specs) if specs else []
-    if plan:
-        service.extend(engine, run, plan)
-    resumed = service.resume_run(engine, run)
-    if not (plan or resumed or (local and service.unfinished(engine, run))):
+    svc = context.service()
+    done = svc.continue_run(run, specs, send=not local)
+    if not (done.added or done.resumed or (local and svc.unfinished(run))):
         schedule_of(None, default=None)  # nothing to go on with: ask for a stage
-    sent = [] if local else service.enqueue(engine, run)
-    go(run, local=local, watch=watch, as_json=as_json, sent=sent)
+    go(run, local=local, watch=watch, as_json=as_json, sent=done.sent)
 
 
 def fork(
@@ -197,20 +183,15 @@ def fork(
     """
     parse.ident(snapshot, "snapshot")
     specs = schedule_of(stage, default=None)
-    if not local:
-        connections.check_broker()
-    engine = connections.engine(create=True)
-    with options.as_usage_error():
-        run_id = service.fork(
-            engine,
-            snapshot,
-            specs,
-            name=name,
-            batch_size=batch_size,
-            reset_optimizer=reset_optimizer,
-        )
-    sent = [] if local else service.enqueue(engine, run_id)
-    go(run_id, local=local, watch=watch, as_json=as_json, sent=sent)
+    done = context.service().fork(
+        snapshot,
+        specs,
+        name=name,
+        send=not local,
+        batch_size=batch_size,
+        reset_optimizer=reset_optimizer,
+    )
+    go(done.run_id, local=local, watch=watch, as_json=as_json, sent=done.sent)
 
 
 def sweep(
@@ -250,24 +231,23 @@ def sweep(
         batch_size=batch_size,
         eval_every=eval_every,
         snapshot_every=snapshot_every,
-        dataset=service.dataset_spec(data),
+        dataset=data,
         dev_size=dev_size,
         optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
     )
     configs = [(options.config(h, a, seed=s, **base), rate) for h, a, rate, s in grid]
-    service.check_data(configs[0][0].dataset, dev_size)
-    if not local:
-        connections.check_broker()
-    engine = connections.engine(create=True)
-    run_ids = []
-    for config, rate in configs:
-        run_ids.append(
-            service.create(engine, config, [(rate, iters, "")], name=_name(config, rate))
-        )
+    svc = context.service()
+    run_ids = [
+        svc.train(c, [learning.StageSpec(r, iters, None, "")], _name(c, r), send=not local).run_id
+        for c, r in configs
+    ]
+    engine = svc.engine()
     if local:
-        _train_here(engine, run_ids)
-    else:
-        _queue(engine, run_ids, wait=wait, as_json=as_json)
+        _train_here(svc, run_ids)
+    elif not as_json:
+        typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
+    if wait and not local:
+        describe.wait(engine, run_ids)
     if as_json:
         print_json([describe.run_dict(engine, r) for r in run_ids])
     elif wait or local:
@@ -287,29 +267,19 @@ GridPoint = tuple[str, str | None, float, int]  # (hidden, acts, lr, seed)
 def _grid(lr: str, seed: str, hidden: list[str], act: list[str | None]) -> list[GridPoint]:
     """Every combination of the sweep's options, refused before anything is stored if too many."""
     lrs = parse.lr_list(lr)
-    seeds = parse.int_list(seed, "seeds")
+    seeds = parse.int_list(seed, "seeds", "--seed")
     if any(not 0 <= s <= options.MAX_INT for s in seeds):
-        raise typer.BadParameter(f"seeds must be 0..{options.MAX_INT}", param_hint="'--seed'")
+        raise UserInputError(f"seeds must be 0..{options.MAX_INT}", "--seed")
     grid = list(itertools.product(hidden, act, lrs, seeds))
     if len(grid) > 500:
-        raise typer.BadParameter(f"{len(grid)} runs is too many for one sweep (at most 500)")
+        raise UserInputError(f"{len(grid)} runs is too many for one sweep (at most 500)")
     return grid
 
 
-def _train_here(engine: Engine, run_ids: list[int]) -> None:
+def _train_here(svc: Service, run_ids: list[int]) -> None:
     """Train the sweep's runs one after another in this process."""
     for run_id in run_ids:
         try:
-            service.run_local(engine, run_id)
+            svc.run_local(run_id)
         except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
             typer.echo(f"run {run_id}: {e}", err=True)
-
-
-def _queue(engine: Engine, run_ids: list[int], *, wait: bool, as_json: bool) -> None:
-    """Send the sweep's runs to the workers, and wait for them all if asked."""
-    for run_id in run_ids:
-        service.enqueue(engine, run_id)
-    if not as_json:
-        typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
-    if wait:
-        describe.wait(engine, run_ids)

@@ -61,13 +61,14 @@ def serve(engine: Engine) -> Iterator[str]:
     """`gradq ui`'s app on a free loopback port until the test ends; yields its base URL."""
     import uvicorn
 
+    from control.service import Service
     from control.web.app import build
     from control.web.security import Guard
+    from worker.settings import settings_from_env
 
     port = free_port()
-    config = uvicorn.Config(
-        build(engine, Guard(loopback=True)), "127.0.0.1", port, log_level="warning"
-    )
+    app = build(Service(settings_from_env(), engine), Guard(loopback=True))
+    config = uvicorn.Config(app, "127.0.0.1", port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

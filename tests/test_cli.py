@@ -241,7 +241,7 @@ def test_empty_dev_split_gives_null_not_nan(home, small_mnist):
         (["--seed", "-1"], 2, "--seed"),
         (["--seed", "3000000000"], 2, "--seed"),
         (["--eval-every", "3000000000"], 2, "--eval-every"),
-        (["--eval-every", "50", "--snapshot-every", "70"], 2, "multiple of --eval-every"),
+        (["--eval-every", "50", "--snapshot-every", "70"], 2, "not a multiple of eval_every"),
         (["--dev-size", "5000"], 1, "leaves no training rows"),
     ],
 )

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from control.service import Service
 from control.web.app import build
 from control.web.security import HEADER, Guard
 from storage import bookkeeping
@@ -21,6 +22,7 @@ from storage.db import session_scope
 from storage.metrics import add_metric
 from storage.models import Stage, StageStatus
 from storage.snapshots import put_snapshot
+from worker.settings import settings_from_env
 
 LOCAL = "http://127.0.0.1:8765"
 DEAD_BROKER = "redis://:s3cret-pw@127.0.0.1:1/0"  # nothing listens: actions that send say so
@@ -34,7 +36,7 @@ def guard() -> Guard:
 @pytest.fixture
 def client(engine: Engine, guard: Guard, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("GRADQ_BROKER_URL", DEAD_BROKER)
-    return TestClient(build(engine, guard), base_url=LOCAL)
+    return TestClient(build(Service(settings_from_env(), engine), guard), base_url=LOCAL)
 
 
 def _running(engine: Engine, run_id: int) -> None:
@@ -109,12 +111,16 @@ def test_actions_need_the_token_and_refuse_cross_site(
 
 def test_beyond_loopback_the_page_gets_the_token_only_from_the_url(engine: Engine) -> None:
     guard = Guard.serving("10.0.0.5")
-    client = TestClient(build(engine, guard), base_url="http://10.0.0.5:8765")
+    client = TestClient(
+        build(Service(settings_from_env(), engine), guard), base_url="http://10.0.0.5:8765"
+    )
     assert client.get("/api/session").status_code == 403  # beyond loopback, reads need it too
     back = client.get(f"/?token={guard.token}", follow_redirects=False)
     assert back.status_code == 303 and "httponly" in back.headers["set-cookie"].lower()
     assert client.get("/api/session").json()["token"] == guard.token  # the cookie now
-    bad = TestClient(build(engine, guard), base_url="http://10.0.0.5:8765")
+    bad = TestClient(
+        build(Service(settings_from_env(), engine), guard), base_url="http://10.0.0.5:8765"
+    )
     assert bad.get("/?token=guess", follow_redirects=False).status_code == 403
     assert bad.get("/api/session").status_code == 403
 
@@ -273,7 +279,7 @@ def test_continue_fork_and_resume_queue_their_stages(
     queue = f"web-test-{secrets.token_hex(4)}"
     monkeypatch.setenv("GRADQ_QUEUE", queue)
     broker = redis.Redis.from_url(redis_url)
-    client = TestClient(build(engine, guard), base_url=LOCAL)
+    client = TestClient(build(Service(settings_from_env(), engine), guard), base_url=LOCAL)
     auth = {HEADER: guard.token}
     with session_scope(engine) as s:
         run = new_run(s, stages=[(1.0, 100)])

@@ -14,10 +14,12 @@ from fastapi.testclient import TestClient
 from fixtures_storage import new_run
 from sqlalchemy import Engine
 
+from control.service import Service
 from control.web.app import build
 from control.web.security import HEADER, MAX_BODY, Guard, parse_host
 from storage import bookkeeping
 from storage.db import session_scope
+from worker.settings import settings_from_env
 
 LOCAL = "http://127.0.0.1:8765"
 OUTSIDE = "http://10.0.0.5:8765"
@@ -37,12 +39,12 @@ def guard() -> Guard:
 
 @pytest.fixture
 def client(engine: Engine, guard: Guard) -> TestClient:
-    return TestClient(build(engine, guard), base_url=LOCAL)
+    return TestClient(build(Service(settings_from_env(), engine), guard), base_url=LOCAL)
 
 
 def _outside(engine: Engine, **options) -> tuple[TestClient, Guard]:
     guard = Guard.serving("0.0.0.0", ["10.0.0.5"], **options)
-    return TestClient(build(engine, guard), base_url=OUTSIDE), guard
+    return TestClient(build(Service(settings_from_env(), engine), guard), base_url=OUTSIDE), guard
 
 
 READS = ["/api/runs", "/api/runs/1", "/api/compare?ids=1"]
@@ -79,20 +81,27 @@ def test_metrics_take_their_own_bearer_token(engine: Engine) -> None:
     assert client.get("/metrics", headers={HEADER: guard.token}).status_code == 200
     bearer = {"Authorization": f"Bearer {SCRAPE}"}
     assert client.get("/api/runs", headers=bearer).status_code == 403  # /metrics only
-    local = TestClient(build(engine, Guard(loopback=True, metrics_token=SCRAPE)), base_url=LOCAL)
+    local = TestClient(
+        build(Service(settings_from_env(), engine), Guard(loopback=True, metrics_token=SCRAPE)),
+        base_url=LOCAL,
+    )
     assert local.get("/metrics").status_code == 403  # a token given is a token needed
     assert local.get("/api/runs").status_code == 200
 
 
 def test_an_allowed_host_is_answered(engine: Engine) -> None:
     guard = Guard.serving("0.0.0.0", ["ui", "Gradq.Example.org"])
-    client = TestClient(build(engine, guard), base_url="http://ui:8765")
+    client = TestClient(
+        build(Service(settings_from_env(), engine), guard), base_url="http://ui:8765"
+    )
     auth = {HEADER: guard.token}
     assert client.get("/api/runs", headers=auth).status_code == 200
     assert client.get("/api/runs", headers={**auth, "Host": "gradq.example.org"}).status_code == 200
     assert client.get("/api/runs", headers={**auth, "Host": "10.0.0.5:8765"}).status_code == 400
     anyone = Guard.serving("0.0.0.0", ["*"])
-    any_host = TestClient(build(engine, anyone), base_url="http://10.9.8.7:8765")
+    any_host = TestClient(
+        build(Service(settings_from_env(), engine), anyone), base_url="http://10.9.8.7:8765"
+    )
     assert any_host.get("/api/runs", headers={HEADER: anyone.token}).status_code == 200
     assert any_host.get("/api/runs").status_code == 403
 
@@ -167,7 +176,7 @@ def _post_in_chunks(app, headers: list[tuple[bytes, bytes]], chunks: int) -> tup
 
 
 def test_a_body_is_not_read_before_the_token_and_is_capped(engine: Engine, guard: Guard) -> None:
-    app = build(engine, guard)
+    app = build(Service(settings_from_env(), engine), guard)
     assert _post_in_chunks(app, [], 50) == (403, 0)  # 50 MB offered, none of it read
     token = [(HEADER.lower().encode(), guard.token.encode())]
     assert _post_in_chunks(app, token, 50) == (413, 1)  # read until past the cap, then 413
@@ -230,7 +239,9 @@ def test_origin_must_be_this_server(
 def test_origin_on_the_default_port(engine: Engine, guard: Guard) -> None:
     with session_scope(engine) as s:
         run = new_run(s)
-    client = TestClient(build(engine, guard), base_url="http://127.0.0.1")
+    client = TestClient(
+        build(Service(settings_from_env(), engine), guard), base_url="http://127.0.0.1"
+    )
     for origin, code in (("http://127.0.0.1", 200), ("http://127.0.0.1:80", 200)):
         answer = client.post(
             f"/api/runs/{run}/pause", headers={HEADER: guard.token, "Origin": origin}

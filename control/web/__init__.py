@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from control import connections
+from control import context
 from control.errors import ControlError
 
 
@@ -46,10 +46,10 @@ def ui(
         ) from None
     from control.web.security import WILDCARDS, Guard
     from worker import tasks
-    from worker.settings import settings_from_env
 
+    svc = context.service()
     hint = "--metrics-token" if metrics_token else "GRADQ_METRICS_TOKEN"
-    metrics_token = metrics_token or settings_from_env().metrics_token
+    metrics_token = metrics_token or svc.settings.metrics_token
     if metrics_token and len(metrics_token) < 16:
         raise typer.BadParameter(
             "at least 16 characters, e.g. from: "
@@ -60,7 +60,7 @@ def ui(
         guard = Guard.serving(host, allowed_host or [], metrics_token or None)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    app = build(connections.engine(), guard, queue_depth=_depth(tasks.queue_depth))
+    app = build(svc, guard, queue_depth=_depth(tasks.queue_depth))
     named = host if host not in WILDCARDS else "127.0.0.1"
     shown = f"[{named}]" if ":" in named else named
     url = f"http://{shown}:{port}/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Security
@@ -10,13 +11,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from control import admin, connections, learning, parse, service
+from control import learning, parse
 from control.errors import UserInputError
+from control.service import Service
 from control.web import views
 from control.web.security import TOKEN_HEADER, Guard
-from storage import bookkeeping, runs, stages
-from storage.db import session_scope
-from worker.settings import settings_from_env as worker_settings
+from storage import bookkeeping
 
 Id = Annotated[int, Path(ge=1, le=parse.MAX_ID)]
 
@@ -84,64 +84,45 @@ def router(guard: Guard) -> APIRouter:
     def evaluate(
         request: Request, snapshot_id: Id, split: Literal["dev", "test", "train"] = "dev"
     ) -> dict:
-        return views.finite(views.evaluate(_engine(request), snapshot_id, split))
+        return views.finite(_service(request).evaluate(snapshot_id, split))
 
     @api.get("/cluster", summary="What `gradq status` reports: workers, queue depth, stages.")
-    def cluster() -> dict:
-        return admin.status_dict()
+    def cluster(request: Request) -> dict:
+        return _service(request).cluster()
 
     @act.post("/runs/{run_id}/pause", summary="Pause: a running stage stops with a snapshot.")
     def pause(request: Request, run_id: Id) -> dict:
-        with session_scope(_engine(request)) as s:
-            done = stages.request_pause(s, run_id=run_id, grace_seconds=_grace())
-        return {"changed": done.changed, "flagged": done.flagged}
+        return asdict(_service(request).pause(run_id))
 
     @act.post("/runs/{run_id}/cancel", summary="Cancel the run's unfinished stages.")
     def cancel(request: Request, run_id: Id) -> dict:
-        with session_scope(_engine(request)) as s:
-            done = stages.request_cancel(s, run_id=run_id, grace_seconds=_grace())
-        return {"changed": done.changed, "flagged": done.flagged}
+        return asdict(_service(request).cancel(run_id))
 
     @act.post("/runs/{run_id}/resume", summary="Queue the run's paused stages again.")
     def resume(request: Request, run_id: Id) -> dict:
-        engine = _engine(request)
-        connections.check_broker()
-        with session_scope(engine) as s:
-            runs.get_run(s, run_id)  # an unknown run is a 404, not an empty answer
-        queued = service.resume_run(engine, run_id)
-        return {"resumed": queued, "sent": service.enqueue(engine, run_id) if queued else []}
+        return asdict(_service(request).resume(run_id))
 
     @act.post("/runs/{run_id}/continue", summary="Append stages to the run and queue them.")
     def continue_(request: Request, run_id: Id, body: ScheduleIn) -> dict:
-        engine = _engine(request)
-        connections.check_broker()
-        plan = service.resolve_for_run(engine, run_id, body.schedule())
-        added = service.extend(engine, run_id, plan)
-        return {"stages": added, "sent": service.enqueue(engine, run_id)}
+        done = _service(request).continue_run(run_id, body.schedule())
+        return {"stages": done.added, "resumed": done.resumed, "sent": done.sent}
 
     @act.post("/snapshots/{snapshot_id}/fork", summary="A new run from a snapshot.")
     def fork(request: Request, snapshot_id: Id, body: ScheduleIn) -> dict:
-        engine = _engine(request)
-        connections.check_broker()
-        run_id = service.fork(engine, snapshot_id, body.schedule(), name=parse.name(body.name))
-        return {"run_id": run_id, "sent": service.enqueue(engine, run_id)}
+        done = _service(request).fork(snapshot_id, body.schedule(), name=parse.name(body.name))
+        return asdict(done)
 
     @act.post("/runs/{run_id}/tags", summary="Add and remove tags.")
     def tags(request: Request, run_id: Id, body: TagsIn) -> dict:
-        with session_scope(_engine(request)) as s:
-            bookkeeping.tag(s, run_id, body.add)
-            now = bookkeeping.tag(s, run_id, body.remove, remove=True)
-        return {"tags": now}
+        return {"tags": _service(request).tag(run_id, body.add, body.remove)}
 
     @act.post("/runs/{run_id}/notes", summary="Keep a note on the run.")
     def note(request: Request, run_id: Id, body: NoteIn) -> dict:
-        with session_scope(_engine(request)) as s:
-            return {"id": bookkeeping.add_note(s, run_id, body.text)}
+        return {"id": _service(request).note(run_id, body.text)}
 
     @act.post("/runs/{run_id}/delete", summary="Delete the run, its curve and snapshots.")
     def delete(request: Request, run_id: Id) -> dict:
-        with session_scope(_engine(request)) as s:
-            return {"deleted": run_id, "snapshots": bookkeeping.delete_run(s, run_id)}
+        return {"deleted": run_id, "snapshots": _service(request).rm(run_id)}
 
     out = APIRouter()
     out.include_router(api)
@@ -169,12 +150,12 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in (t.removeprefix("W/") for t in tags)
 
 
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
 def _engine(request: Request):
-    return request.app.state.engine
-
-
-def _grace() -> float:
-    return worker_settings().lease_grace
+    return _service(request).engine()
 
 
 def _ids(text: str) -> list[int]:

@@ -6,7 +6,6 @@ import html
 import re
 from pathlib import Path
 
-import typer
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -17,12 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control import parse
 from control.errors import BrokerUnreachableError, ControlError, UserInputError
+from control.service import Service
 from control.web import api, exporter
 from control.web.security import COOKIE, Guard, GuardMiddleware
 from storage import runs, snapshots
 from storage.db import session_scope
-from storage.errors import NotFound, StorageError, StorageInputError, StorageUnavailable
-from worker.errors import WorkerError, WorkerInputError
+from storage.errors import NotFound, StorageError, StorageUnavailable
+from worker.errors import WorkerError
 
 STATIC = Path(__file__).parent / "static"
 # path -> (title, script, what its id names): every page is one shell (static/page.html) that
@@ -48,28 +48,26 @@ HEADERS = {
 }
 STATUS = (  # the nearest class in the error's MRO wins: error class -> HTTP status
     (NotFound, 404),
-    (UserInputError, 400),  # each a ValueError too, but their project base comes first
-    (WorkerInputError, 400),
-    (StorageInputError, 400),
+    (UserInputError, 400),  # the service's one input error (storage's and worker's become it)
     (StorageUnavailable, 503),
     (BrokerUnreachableError, 503),
     (StorageError, 409),
     (ControlError, 409),
     (WorkerError, 409),
-    (ValueError, 400),
-    (typer.BadParameter, 400),
 )
 
 
-def build(engine: Engine, guard: Guard, queue_depth=None) -> FastAPI:
-    """An app over `engine`; `queue_depth` () -> int reads the broker for /metrics."""
+def build(service: Service, guard: Guard, queue_depth=None) -> FastAPI:
+    """An app over `service` (its settings read once, by whoever built it); `queue_depth`
+    () -> int reads the broker for /metrics."""
     app = FastAPI(
         title="gradq",
         summary="Runs, stages, curves and actions of a gradq database.",
         docs_url=None,  # FastAPI's Swagger and ReDoc pages load from a CDN: /api-docs instead
         redoc_url=None,
     )
-    app.state.engine = engine
+    app.state.service = service
+    engine = service.engine()
     app.include_router(api.router(guard))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

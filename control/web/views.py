@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from sqlalchemy import Engine, func, select
 
 from control import describe
-from control.errors import UserInputError
-from storage import metrics, runs, snapshots, stages
+from storage import metrics, snapshots, stages
 from storage.db import session_scope
 from storage.models import Run, Snapshot, Stage, StageStatus
-from worker import runspec
-from worker.core import evaluate as ev
-from worker.core import nn, snapshot
-from worker.settings import settings_from_env
 
 MAX_POINTS = 5000  # per run and answer: a longer curve is thinned evenly, keeping its last point
 
@@ -123,44 +117,6 @@ def compare(engine: Engine, run_ids: list[int]) -> list[dict]:
             }
         )
     return out
-
-
-def evaluate(engine: Engine, snapshot_id: int, split: str = "dev", examples: int = 8) -> dict:
-    """A snapshot on a split: accuracy per class, confusion matrix, a few misclassified digits."""
-    with session_scope(engine, readonly=True) as s:
-        row = snapshots.get_snapshot(s, snapshot_id)
-        blob = snapshots.get_snapshot_bytes(s, snapshot_id)
-        spec = runspec.RunSpec.of(runs.get_run(s, row.run_id))
-    state = snapshot.loads(blob, f"snapshot {snapshot_id}")
-    cfg = settings_from_env()
-    sp = runspec.load_split(
-        spec.config.dataset, spec.config.dev_size, spec.config.dtype, cfg.data_dir, cfg.cache_dir
-    )
-    x, y = getattr(sp, f"x_{split}"), getattr(sp, f"y_{split}")
-    if x is None or not len(y):
-        raise UserInputError(f"run {spec.id}'s data has no {split} rows; try another split")
-    rep = ev.evaluate(state, x, y)
-    pred = nn.predict(state.params, state.arch, x.astype(state.arch.np_dtype, copy=False))
-    wrong = np.flatnonzero(pred != y)[:examples]
-    return {
-        "snapshot_id": snapshot_id,
-        "run_id": spec.id,
-        "iteration": row.iteration,
-        "split": split,
-        "count": rep.count,
-        "accuracy": rep.accuracy,
-        "per_class": [None if math.isnan(a) else a for a in rep.per_class],
-        "confusion": rep.confusion.tolist(),
-        "misclassified": [
-            {
-                "index": int(i),
-                "label": int(y[i]),
-                "predicted": int(pred[i]),
-                "pixels": [round(float(v) * 255) for v in x[i]],  # 784 grey levels, row-major
-            }
-            for i in wrong
-        ],
-    }
 
 
 def stage_counts(engine: Engine) -> dict[str, int]:
