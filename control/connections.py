@@ -70,11 +70,12 @@ class LiveWorker:
         return any(q == queue and d and database_id.startswith(d) for q, d in self.queues)
 
 
-def live_workers(timeout: float = 1.0) -> list[LiveWorker]:
-    """The workers that answer on the broker configured now, with the broker queues each reads."""
+def live_workers(timeout: float = 1.0, url: str | None = None) -> list[LiveWorker]:
+    """The workers that answer on the broker at `url` (default: the one configured now), with
+    the broker queues each reads."""
     from worker.queues import split_broker_queue
 
-    app = _control_app(broker_url())
+    app = _control_app(url or broker_url())
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
         replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
@@ -95,9 +96,9 @@ def _control_app(url: str) -> Celery:
     return make_app(replace(settings_from_env(), broker_url=url))
 
 
-def send(engine: Engine, stage_ids: list[int]) -> None:
+def send(engine: Engine, stage_ids: list[int], broker_url: str | None = None) -> None:
     """Queue a message for each stage on its run's queue and this database (whatever
     GRADQ_QUEUE says now); a worker drops any it cannot run yet."""
     from worker import tasks
 
-    tasks.send_stages(engine, stage_ids)
+    tasks.send_stages(engine, stage_ids, broker_url)

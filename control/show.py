@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from control import connections, describe, parse, workers
+from control import connections, context, describe, parse, workers
 from control.errors import ControlError
 from control.output import cell, console, curve, pct, print_json, table
+from control.service.reading import CURVE
 from control.watch import follow
-from storage import metrics, runs, snapshots, stages
+from storage import metrics, runs, stages
 from storage.db import session_scope
 from worker.data import files
 
@@ -142,13 +143,11 @@ def metrics_(
         fmt = "json"
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter(f"{fmt!r}: use table, csv or json", param_hint="'--format'")
-    with session_scope(connections.engine(), readonly=True) as s:
-        runs.get_run(s, run)
-        points = metrics.metrics_of(s, run)
-    cols = ["iteration", "train_acc", "dev_acc", "loss", "lr", "wall"]
-    rows = [[getattr(p, c) for c in cols] for p in points]
+    points = context.service().metrics(run)
+    cols = list(CURVE)
+    rows = [[p[c] for c in cols] for p in points]
     if fmt == "json":
-        print_json([dict(zip(cols, r, strict=True)) for r in rows])
+        print_json(points)
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -165,19 +164,7 @@ def snapshots_(run: RunArg, as_json: Json = False) -> None:
     Example: gradq snapshots 3
     """
     parse.ident(run, "run")
-    with session_scope(connections.engine(), readonly=True) as s:
-        runs.get_run(s, run)
-        snaps = snapshots.snapshots_of(s, run)
-    rows = [
-        {
-            "id": x.id,
-            "iteration": x.iteration,
-            "size": x.size,
-            "sha256": x.sha256,
-            "created_at": x.created_at,
-        }
-        for x in snaps
-    ]
+    rows = context.service().snapshots(run)
     if as_json:
         print_json(rows)
         return

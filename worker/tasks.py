@@ -72,15 +72,17 @@ def served_queues() -> list[str]:
     return plain_queues(settings_from_env().queue)
 
 
-def publish(sends: list[tuple[int, str]], database: str) -> list[str]:
+def publish(
+    sends: list[tuple[int, str]], database: str, broker_url: str | None = None
+) -> list[str]:
     """Put a message [stage id, database id] for each (stage id, run queue); returns their ids.
 
-    The broker is the environment's now, not when `app` was built: a CLI or a test that sets
-    GRADQ_BROKER_URL after the first import sends where it checked.
+    The broker is `broker_url`, else the environment's now, not when `app` was built: a CLI or
+    a test that sets GRADQ_BROKER_URL after the first import sends where it checked.
     """
     if not sends:
         return []
-    url = settings_from_env().broker_url
+    url = broker_url or settings_from_env().broker_url
     with app.connection_for_write(url, transport_options=SEND_TIMEOUTS) as conn:
         return [
             app.send_task(
@@ -95,7 +97,7 @@ def publish(sends: list[tuple[int, str]], database: str) -> list[str]:
         ]
 
 
-def send_stages(eng: Engine, stage_ids: list[int]) -> list[str]:
+def send_stages(eng: Engine, stage_ids: list[int], broker_url: str | None = None) -> list[str]:
     """Send each stage to its run's queue on `eng`'s database, and record when."""
     if not stage_ids:
         return []
@@ -105,7 +107,7 @@ def send_stages(eng: Engine, stage_ids: list[int]) -> list[str]:
     missing = [i for i in stage_ids if i not in queues]
     if missing:
         raise NotFound(f"no stage {missing[0]}")
-    ids = publish([(i, queues[i]) for i in stage_ids], database)
+    ids = publish([(i, queues[i]) for i in stage_ids], database, broker_url)
     with session_scope(eng) as s:
         reaper.mark_sent(s, stage_ids)
     return ids
@@ -187,7 +189,9 @@ def _child_start(**_: object) -> None:
     threadpool_limits(settings_from_env().blas_threads)
 
 
-def queue_depth(queue: str | None = None, database: str | None = None) -> int:
+def queue_depth(
+    queue: str | None = None, database: str | None = None, broker_url: str | None = None
+) -> int:
     """Messages waiting in a run queue's broker queue (default: GRADQ_QUEUE on the configured
     database), not those already taken by a worker."""
     s = settings_from_env()
@@ -197,6 +201,6 @@ def queue_depth(queue: str | None = None, database: str | None = None) -> int:
         except (StorageError, ValueError, OSError):  # no database to name: the plain queue
             database = None
     name = broker_queue(queue or s.queue, database) if database else queue or s.queue
-    with app.connection_for_read(s.broker_url) as conn:
+    with app.connection_for_read(broker_url or s.broker_url) as conn:
         # not passive: on Redis an empty queue has no key, and declaring it is a no-op
         return conn.default_channel.queue_declare(queue=name).message_count

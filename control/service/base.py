@@ -44,7 +44,7 @@ class Base:
     def enqueue(self, run_id: int) -> list[int]:
         """Send the run's ready stages to the workers; returns them."""
         ids = self.ready_stages(run_id)
-        connections.send(self.engine(), ids)
+        connections.send(self.engine(), ids, self.settings.broker_url)
         return ids
 
 

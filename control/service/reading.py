@@ -7,11 +7,11 @@ import math
 import numpy as np
 from sqlalchemy import func, select
 
-from control import connections, describe, workers
+from control import connections, describe, parse, workers
 from control.errors import BrokerUnreachableError, UserInputError
 from control.output import one_line
 from control.service.base import Base
-from storage import migrate, runs, snapshots
+from storage import metrics, migrate, runs, snapshots
 from storage.db import redact_url, session_scope
 from storage.models import Stage
 from worker import runspec
@@ -21,12 +21,35 @@ from worker.errors import DataError
 
 STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 SPLITS = ("dev", "test", "train")
+CURVE = ("iteration", "train_acc", "dev_acc", "loss", "lr", "wall")  # a metric point's fields
+SNAPSHOT = ("id", "iteration", "size", "sha256", "created_at")
 
 
 class Reading(Base):
     def run(self, run_id: int) -> dict:
         """Everything `gradq show --json` says about a run."""
         return describe.run_dict(self.engine(), run_id)
+
+    def runs(
+        self, status: str | None = None, tag: str | None = None, name: str | None = None
+    ) -> list[dict]:
+        """Every run, oldest first, with this status, this tag and a name holding `name`."""
+        return describe.runs_rows(self.engine(), None, parse.run_status(status), tag, name)
+
+    def metrics(self, run_id: int) -> list[dict]:
+        """The run's learning curve: a point per eval period (iteration, train_acc, dev_acc,
+        loss, lr, wall: seconds since the run's start)."""
+        with session_scope(self.engine(), readonly=True) as s:
+            runs.get_run(s, run_id)
+            points = metrics.metrics_of(s, run_id)
+        return [{c: getattr(p, c) for c in CURVE} for p in points]
+
+    def snapshots(self, run_id: int) -> list[dict]:
+        """The run's snapshots: id, iteration, size, sha256, created_at."""
+        with session_scope(self.engine(), readonly=True) as s:
+            runs.get_run(s, run_id)
+            rows = snapshots.snapshots_of(s, run_id)
+        return [{c: getattr(x, c) for c in SNAPSHOT} for x in rows]
 
     def snapshot(self, snapshot_id: int) -> tuple[train.State, runspec.RunSpec]:
         """A snapshot's training state, checked, and the run it belongs to."""
@@ -117,8 +140,9 @@ class Reading(Base):
 
         try:
             self.check_broker()
-            out["queue_depth"] = tasks.queue_depth()
-            live = connections.live_workers(timeout=STATUS_TIMEOUT)
+            url = self.settings.broker_url
+            out["queue_depth"] = tasks.queue_depth(self.settings.queue, self._database_id(), url)
+            live = connections.live_workers(STATUS_TIMEOUT, url)
         except Exception as e:  # unreachable, or failing mid-way: reported, not raised
             why = (
                 one_line(e) if isinstance(e, BrokerUnreachableError) else f"{type(e).__name__}: {e}"
@@ -132,6 +156,13 @@ class Reading(Base):
             for w in live
         ]
         return live
+
+    def _database_id(self) -> str:
+        """This database's identity, or "" when it cannot be read (the plain queue's depth)."""
+        try:
+            return workers.this_database(self.engine())
+        except Exception:  # the database's side reports why
+            return ""
 
     def _database_part(self, out: dict, live: list[connections.LiveWorker] | None) -> None:
         """Fill in the database's side: revision, stages by status, work no one serves."""
