@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from control import connections, context
+from control import context
 from control.output import cell, print_json, table
 from storage import migrate
 from storage.db import redact_url, session_scope
 from worker.data import fetch, mnist
 from worker.errors import DataError
-from worker.settings import settings_from_env
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 db_app = typer.Typer(
@@ -38,19 +37,21 @@ def worker(
     Example: gradq worker --concurrency 2
     """
     from storage.identity import database_id
+    from worker import tasks
     from worker.celery_app import app, worker_argv
     from worker.queues import plain_queues
 
-    # The one place gradq writes its environment: Celery forks the pool processes after this,
-    # and they and the reaper read their settings (BLAS threads, queues to claim) from it.
+    svc = context.service()
+    s = svc.settings
     if concurrency:
-        os.environ["GRADQ_CONCURRENCY"] = str(concurrency)
+        s = replace(s, concurrency=concurrency)
     if queue:
-        os.environ["GRADQ_QUEUE"] = ",".join(plain_queues(queue))
-    s = settings_from_env()
+        s = replace(s, queue=",".join(plain_queues(queue)))
+    # Celery forks the pool processes after this: they and the reaper inherit these settings
+    tasks.configure(s)
     queues = plain_queues(s.queue)
-    connections.check_broker()
-    engine = connections.engine(create=True)  # schema upgraded once here, not by every pool process
+    svc.check_broker()
+    engine = svc.engine(create=True)  # schema upgraded once here, not by every pool process
     with session_scope(engine, readonly=True) as session:
         database = database_id(session)
     app.worker_main(worker_argv(queues, database, s.processes, loglevel, name))
@@ -109,7 +110,7 @@ def db_upgrade() -> None:
 
     Example: gradq db upgrade
     """
-    url = settings_from_env().database_url
+    url = context.service().settings.database_url
     migrate.upgrade(url)
     typer.echo(f"{redact_url(url)} is at revision {migrate.head_revision()}")
 
@@ -122,7 +123,7 @@ def db_current() -> None:
     """
     from storage.db import make_engine
 
-    url = settings_from_env().database_url
+    url = context.service().settings.database_url
     rev = migrate.current_revision(make_engine(url, create=False))
     typer.echo(
         f"{redact_url(url)}: revision {rev or 'none (empty)'}; newest {migrate.head_revision()}"
@@ -145,7 +146,7 @@ def data_fetch(
 
     Example: gradq data fetch --dir ~/mnist
     """
-    s = settings_from_env()
+    s = context.service().settings
     where = directory or s.data_dir
 
     def progress(name: str, done: int, total: int | None) -> None:
@@ -165,7 +166,7 @@ def data_import(
 
     Example: gradq data import ~/Downloads/mnist_train.csv
     """
-    where = directory or settings_from_env().data_dir
+    where = directory or context.service().settings.data_dir
     path = mnist.import_file(source, where)
     typer.echo(f"imported {source} as {path}")
 
@@ -181,7 +182,7 @@ def data_info(
 
     Example: gradq data info
     """
-    s = settings_from_env()
+    s = context.service().settings
     target = path
     if target is None:
         where = s.data_dir

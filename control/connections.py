@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -12,18 +12,10 @@ from control.errors import BrokerUnreachableError
 from storage import migrate
 from storage.db import check_shared, make_engine, redact_url
 from storage.errors import StorageError
-from worker.settings import settings_from_env
+from worker.settings import Settings
 
 if TYPE_CHECKING:
     from celery import Celery
-
-
-def engine(create: bool = False) -> Engine:
-    """The configured database, brought to the newest schema on first use.
-
-    Only commands that write pass `create=True`: reading a SQLite file that does not exist is
-    an error naming the path, never a new empty database."""
-    return engine_for(settings_from_env().database_url, create)
 
 
 @cache
@@ -38,15 +30,10 @@ def engine_for(url: str, create: bool) -> Engine:
     return eng
 
 
-def broker_url() -> str:
-    return settings_from_env().broker_url
-
-
-def check_broker(url: str | None = None, timeout: float = 2.0) -> None:
+def check_broker(url: str, timeout: float = 2.0) -> None:
     """Fail fast, before anything is stored, when no broker is reachable at `url`."""
     from worker.celery_app import app
 
-    url = url or broker_url()
     try:
         with app.connection_for_write(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
@@ -70,12 +57,11 @@ class LiveWorker:
         return any(q == queue and d and database_id.startswith(d) for q, d in self.queues)
 
 
-def live_workers(timeout: float = 1.0, url: str | None = None) -> list[LiveWorker]:
-    """The workers that answer on the broker at `url` (default: the one configured now), with
-    the broker queues each reads."""
+def live_workers(timeout: float, url: str) -> list[LiveWorker]:
+    """The workers that answer on the broker at `url`, with the broker queues each reads."""
     from worker.queues import split_broker_queue
 
-    app = _control_app(url or broker_url())
+    app = _control_app(url)
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)
         replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
@@ -93,7 +79,7 @@ def _control_app(url: str) -> Celery:
     another GRADQ_BROKER_URL would ask the wrong broker and hear from no worker)."""
     from worker.celery_app import make_app
 
-    return make_app(replace(settings_from_env(), broker_url=url))
+    return make_app(Settings(broker_url=url))
 
 
 def send(engine: Engine, stage_ids: list[int], broker_url: str | None = None) -> None:

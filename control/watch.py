@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from sqlalchemy import Engine
 
-from control import workers
+from control import context, workers
 from control.output import console, pct
 from storage import metrics, stages
 from storage.db import session_scope
@@ -109,7 +109,7 @@ class Waiting:
         if now - self.since < self.FIRST or now - self.asked < self.EVERY:
             return None
         self.asked = now
-        note = workers.waiting_note(self.engine, self.run_id)
+        note = workers.waiting_note(self.engine, self.run_id, context.service().settings)
         if note == self.said:
             return None
         self.said = note

@@ -13,7 +13,7 @@ from storage import identity, runs, stages
 from storage import liveness as liveness_db
 from storage.db import redact_url, session_scope
 from storage.models import Run, Stage, StageStatus
-from worker.settings import settings_from_env
+from worker.settings import Settings
 
 CHECK_TIMEOUT = 0.5  # seconds an inspect waits for replies: only paid while a stage is queued
 
@@ -24,23 +24,26 @@ def this_database(engine: Engine) -> str:
         return identity.database_id(s)
 
 
-def start_hint(queue: str) -> str:
-    """The command that starts a worker for `queue` on this shell's database, password hidden."""
-    url = redact_url(settings_from_env().database_url)
+def start_hint(queue: str, database_url: str) -> str:
+    """The command that starts a worker for `queue` on this database, password hidden."""
+    url = redact_url(database_url)
     return f"GRADQ_DATABASE_URL={shlex.quote(url)} gradq worker -Q {shlex.quote(visible(queue))}"
 
 
 def unserved(
-    engine: Engine, queues: set[str], workers: list[connections.LiveWorker] | None = None
+    engine: Engine,
+    queues: set[str],
+    settings: Settings,
+    workers: list[connections.LiveWorker] | None = None,
 ) -> dict[str, str]:
     """For each of `queues` that no live worker serves on this database: why, and the fix."""
     if not queues:
         return {}
     if workers is None:
         try:
-            workers = connections.live_workers(CHECK_TIMEOUT)
+            workers = connections.live_workers(CHECK_TIMEOUT, settings.broker_url)
         except Exception as e:  # the broker is down: nothing is served
-            broker = redact_url(connections.broker_url())
+            broker = redact_url(settings.broker_url)
             return {
                 q: f"stages wait: no broker answers at {broker} ({type(e).__name__}); "
                 "start Redis or `gradq up`"
@@ -49,20 +52,20 @@ def unserved(
     database = this_database(engine)
     return {
         q: f"stages wait: no live worker serves queue '{visible(q)}' on this database; "
-        f"start one with `{start_hint(q)}`"
+        f"start one with `{start_hint(q, settings.database_url)}`"
         for q in sorted(queues)
         if not any(w.serves(q, database) for w in workers)
     }
 
 
-def waiting_note(engine: Engine, run_id: int) -> str | None:
+def waiting_note(engine: Engine, run_id: int, settings: Settings) -> str | None:
     """Why the run's queued stages wait, when none runs and no live worker serves its queue."""
     with session_scope(engine, readonly=True) as s:
         queue = runs.get_run(s, run_id).queue
         states = {x.status for x in stages.stages_of(s, run_id)}
     if StageStatus.QUEUED not in states or StageStatus.RUNNING in states:
         return None
-    return unserved(engine, {queue}).get(queue)
+    return unserved(engine, {queue}, settings).get(queue)
 
 
 def queued_by_queue(engine: Engine) -> dict[str, int]:

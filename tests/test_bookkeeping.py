@@ -86,9 +86,9 @@ def gradq(*args: str):
 
 
 def test_cli_tag_note_filter_and_rm(home, monkeypatch: pytest.MonkeyPatch) -> None:
-    from control import connections
+    from control import context
 
-    engine = connections.engine(create=True)
+    engine = context.service().engine(create=True)
     with session_scope(engine) as s:
         a = new_run(s, name="alpha relu")
         b = new_run(s, name="beta", stages=[])

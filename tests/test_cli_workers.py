@@ -98,7 +98,7 @@ def test_status_asks_the_broker_it_names_not_the_one_gradq_was_imported_with(sql
         "worker.tasks.app.amqp.producer_pool  # the imported app's pool: the other broker\n"
         f"os.environ['GRADQ_BROKER_URL'] = {url!r}\n"
         "for _ in range(20):\n"
-        "    names = [w.name for w in c.live_workers()]\n"
+        "    names = [w.name for w in c.live_workers(1.0, os.environ['GRADQ_BROKER_URL'])]\n"
         f"    if any(n.startswith('{name}@') for n in names):\n"
         "        break\n"
         "print(names)\n"

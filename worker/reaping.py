@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 
 from storage import identity, liveness, reaper, stages
 from storage.db import session_scope
-from worker.settings import settings_from_env
-from worker.tasks import engine, publish, served_queues
+from worker.tasks import engine, publish, served_queues, settings
 
 log = logging.getLogger(__name__)
 _reaping = threading.Lock()  # held while the reaper's transaction is open
@@ -54,7 +53,7 @@ def _start_reaper(sender: object = None, **_: object) -> None:
     replaces the reaper thread if it dies or stops completing passes."""
     guard_forks()
     worker = getattr(sender, "hostname", None) or f"pid{os.getpid()}"
-    Watchdog(worker, settings_from_env().reaper_seconds).start()
+    Watchdog(worker, settings().reaper_seconds).start()
 
 
 def reap_once(eng: Engine, worker: str | None = None) -> list[int]:
@@ -65,7 +64,7 @@ def reap_once(eng: Engine, worker: str | None = None) -> list[int]:
     the next pass sends again. With `worker`, a completed pass is recorded under its name.
     Returns the ids sent.
     """
-    s = settings_from_env()
+    s = settings()
     queues = served_queues()
     with reaper_session(eng) as session:
         given_up = stages.reap(session, s.lease_grace)

@@ -19,7 +19,7 @@ from storage.errors import NotFound, StorageError
 from worker import runner
 from worker.celery_app import app
 from worker.queues import broker_queue, plain_queues, split_broker_queue
-from worker.settings import settings_from_env
+from worker.settings import Settings, settings_from_env
 
 log = logging.getLogger(__name__)
 TASK = "gradq.run_stage"
@@ -31,12 +31,25 @@ SEND_RETRY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "in
 _engines: dict[str, Engine] = {}  # this process's engine per database URL
 _ids: dict[str, str] = {}  # database URL -> its identity
 _pid = os.getpid()  # whose engines these are: a forked child makes its own
+_configured: list[Settings] = []  # what `gradq worker` read at its start, for its processes
+
+
+def configure(settings: Settings) -> None:
+    """The settings this worker runs with: `gradq worker` reads them once at its start, its
+    options applied, before Celery forks the pool processes (they inherit them)."""
+    _configured[:] = [settings]
+
+
+def settings() -> Settings:
+    """This worker's settings: those `configure` set, else the environment's now (a process
+    that is not a `gradq worker`: a test, a `celery` command line)."""
+    return _configured[0] if _configured else settings_from_env()
 
 
 def engine() -> Engine:
     """This process's engine on the configured database, schema upgraded on first use."""
     _forget_inherited()
-    url = settings_from_env().database_url
+    url = settings().database_url
     if url not in _engines:
         e = make_engine(url)
         migrate.ensure_schema(e)
@@ -47,7 +60,7 @@ def engine() -> Engine:
 def database_id() -> str:
     """The configured database's identity (read once per process)."""
     eng = engine()
-    url = settings_from_env().database_url
+    url = settings().database_url
     if url not in _ids:
         with session_scope(eng, readonly=True) as s:
             _ids[url] = identity.database_id(s)
@@ -69,7 +82,7 @@ def _forget_inherited() -> None:
 
 def served_queues() -> list[str]:
     """The run queues this worker serves: GRADQ_QUEUE, which `gradq worker -Q` sets."""
-    return plain_queues(settings_from_env().queue)
+    return plain_queues(settings().queue)
 
 
 def publish(
@@ -82,7 +95,7 @@ def publish(
     """
     if not sends:
         return []
-    url = broker_url or settings_from_env().broker_url
+    url = broker_url or settings().broker_url
     with app.connection_for_write(url, transport_options=SEND_TIMEOUTS) as conn:
         return [
             app.send_task(
@@ -132,7 +145,7 @@ def run_stage(task: Task, stage_id: int, database: str | None = None) -> dict:
     eng = engine()
     if database is not None and database != database_id():
         return _pass_on(task, int(stage_id), database)
-    outcome = runner.run_slice(eng, settings_from_env(), int(stage_id), queues=served_queues())
+    outcome = runner.run_slice(eng, settings(), int(stage_id), queues=served_queues())
     log.info("stage %s: %s %s", stage_id, outcome.status, outcome.detail)
     if outcome.send is not None:
         try:
@@ -145,7 +158,7 @@ def run_stage(task: Task, stage_id: int, database: str | None = None) -> dict:
 def _pass_on(task: Task, stage_id: int, database: str) -> dict:
     """A message of another database: never train, change or drop its stage here; re-publish
     it once to the broker queue of that database, where a worker serving it will get it."""
-    came = (task.request.delivery_info or {}).get("routing_key") or settings_from_env().queue
+    came = (task.request.delivery_info or {}).get("routing_key") or settings().queue
     queue, _ = split_broker_queue(came)
     target = broker_queue(queue, database)
     mine = database_id()
@@ -186,7 +199,7 @@ def _warm_kernel(**_: object) -> None:
 def _child_start(**_: object) -> None:
     """Each pool process: its own database connections and its share of BLAS threads."""
     _forget_inherited()
-    threadpool_limits(settings_from_env().blas_threads)
+    threadpool_limits(settings().blas_threads)
 
 
 def queue_depth(
@@ -194,7 +207,7 @@ def queue_depth(
 ) -> int:
     """Messages waiting in a run queue's broker queue (default: GRADQ_QUEUE on the configured
     database), not those already taken by a worker."""
-    s = settings_from_env()
+    s = settings()
     if database is None:
         try:
             database = database_id()

@@ -175,7 +175,9 @@ class Reading(Base):
                 counts = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
             out["stages"] = {str(getattr(k, "value", k)): n for k, n in counts}
             queued = workers.queued_by_queue(engine)
-            notes = workers.unserved(engine, set(queued), live)  # asks again if the broker was down
+            notes = workers.unserved(
+                engine, set(queued), self.settings, live
+            )  # asks again if the broker was down
             out["waiting"] = [
                 {"queue": q, "queued_stages": queued[q], "note": note} for q, note in notes.items()
             ]
