@@ -168,7 +168,10 @@ def test_broker_restart_mid_stage_loses_messages_and_the_run_completes(broker_st
     wait_for(lambda: top(engine, run_id) >= 200, what="first points")
     broker.kill()
     killed_at = time.monotonic()
-    time.sleep(2)  # an outage, not a blip
+    # an outage, not a blip: longer than a slice (1 s) and its bounded send's retries (0.5 s,
+    # then 1 s; a closed port refuses at once), so the slice's own send fails and only the
+    # reaper, reading the database, can send the stage again (2 s let a retry land: flaky)
+    time.sleep(4)
     broker.start()  # empty: the stage's message (queued or unacknowledged) is gone
     wait_progress(engine, run_id, top(engine, run_id), killed_at, "broker restart")
     st = wait_run(engine, run_id)
