@@ -86,6 +86,20 @@ def rule(
             raise WorkerInputError(str(e), field="optimizer") from None
 
 
+# RunConfig fields whose option has the field's name
+SAME = ("init", "dtype", "batch_size", "seed", "eval_every", "snapshot_every", "dev_size")
+
+
+def typed(values: dict, but: tuple[str, ...] = ()) -> dict:
+    """RunConfig's keyword arguments from a command's options (its `locals()`), `but` some:
+    the same names, --data as `dataset`, and the optimizer's five options as one rule."""
+    out = {key: values[key] for key in SAME if key not in but}
+    out["dataset"] = values["data"]
+    rule_options = ("optimizer", "momentum", "betas", "eps", "weight_decay")
+    out["optimizer"] = rule(*(values[key] for key in rule_options))
+    return out
+
+
 def config(hidden: str, act: str | None, **settings) -> RunConfig:
     """A RunConfig from the options as typed: '10,10' widths and 'relu,tanh' names."""
     with as_usage_error():

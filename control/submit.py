@@ -122,19 +122,7 @@ def train(
     A stage at chance accuracy, or whose loss keeps rising, fails as diverged.
     """
     specs = schedule_of(stage)
-    config = options.config(
-        hidden,
-        act,
-        init=init,
-        dtype=dtype,
-        batch_size=batch_size,
-        seed=seed,
-        eval_every=eval_every,
-        snapshot_every=snapshot_every,
-        dataset=data,
-        dev_size=dev_size,
-        optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
-    )
+    config = options.config(hidden, act, **options.typed(locals()))
     done = context.service().train(config, specs, name=name, send=not local)
     go(done.run_id, local=local, watch=watch, as_json=as_json, sent=done.sent)
 
@@ -225,16 +213,7 @@ def sweep(
     Example: gradq sweep --lr 0.1,0.5,1.0 --act relu,relu --act sigmoid,relu --iters 500
     """
     grid = _grid(lr, seed, hidden or ["10,10"], act or [None])
-    base = dict(
-        init=init,
-        dtype=dtype,
-        batch_size=batch_size,
-        eval_every=eval_every,
-        snapshot_every=snapshot_every,
-        dataset=data,
-        dev_size=dev_size,
-        optimizer=options.rule(optimizer, momentum, betas, eps, weight_decay),
-    )
+    base = options.typed(locals(), but=("seed",))  # a seed per grid point
     configs = [(options.config(h, a, seed=s, **base), rate) for h, a, rate, s in grid]
     svc = context.service()
     run_ids = [

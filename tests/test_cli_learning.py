@@ -76,3 +76,20 @@ def test_fork_keeps_the_optimizer_state_unless_reset(home, small_mnist):
     assert last_state(home, kept["id"]).slots.steps == 40
     reset = gradq("fork", end, "--stage", "0.001:10", "--reset-optimizer", "--local", "--json")
     assert last_state(home, json.loads(reset.stdout)["id"]).slots.steps == 10
+
+
+def test_sweep_takes_every_run_setting_train_takes(home, small_mnist):
+    common = ["--lr", "0.05", "--seed", "0,1", "--iters", "20", "--data", small_mnist]
+    extra = ["--dev-size", "500", "--batch-size", "64", "--optimizer", "nesterov"]
+    extra += ["--momentum", "0.8", "--dtype", "float64", "--eval-every", "10"]
+    result = gradq("sweep", *common, *extra, "--local", "--json")
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert [r["settings"]["seed"] for r in runs] == [0, 1]
+    for r in runs:
+        s = r["settings"]
+        assert (s["optimizer"], s["batch_size"], s["dtype"]) == ("nesterov 0.8", 64, "float64")
+        assert (s["init"], s["eval_every"], r["status"]) == ("he", 10, "succeeded")
+    bad = gradq("sweep", *common, "--snapshot-every", "15", "--eval-every", "10", "--local")
+    assert_one_line_error(bad, 2, "--snapshot-every", "not a multiple of eval_every")
+    assert run_count() == 2  # refused before anything was stored
