@@ -221,7 +221,7 @@ class Metric(Base):
     dev_acc: Mapped[float | None] = mapped_column(Float)  # None when the dev split is empty
     loss: Mapped[float] = mapped_column(Float)
     lr: Mapped[float] = mapped_column(Float)
-    wall: Mapped[float] = mapped_column(Float)  # seconds since the stage began
+    wall: Mapped[float] = mapped_column(Float)  # seconds since the slice (train call) began
 
 
 class RunTag(Base):

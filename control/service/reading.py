@@ -38,7 +38,7 @@ class Reading(Base):
 
     def metrics(self, run_id: int) -> list[dict]:
         """The run's learning curve: a point per eval period (iteration, train_acc, dev_acc,
-        loss, lr, wall: seconds since the run's start)."""
+        loss, lr, wall: seconds since the slice that measured it began)."""
         with session_scope(self.engine(), readonly=True) as s:
             runs.get_run(s, run_id)
             points = metrics.metrics_of(s, run_id)
