@@ -15,8 +15,13 @@
   const compareBtn = el("button", { type: "button", onclick: () => {
     if (picked.size) location.href = "/compare?ids=" + [...picked].join(",");
   } }, "Compare selected");
+  const viewBtn = el("button", { type: "button", "data-view": "toggle", onclick: () => {
+    state.view = state.view === "sweeps" ? "" : "sweeps";
+    remember();
+    draw();
+  } });
   const form = el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    statusBox, tagBox, nameBox, el("button", { type: "submit" }, "Filter"), compareBtn);
+    statusBox, tagBox, nameBox, el("button", { type: "submit" }, "Filter"), compareBtn, viewBtn);
 
   // key, header, sort value (a number sorts numerically; null sorts last either way), cell
   const progressText = (r) => (r.progress === null ? "" : Math.round(100 * r.progress) + "%");
@@ -38,7 +43,7 @@
   const sortable = new Map(COLUMNS.filter((c) => c[2]).map((c) => [c[0], c[2]]));
 
   // the sort and the page live in the URL (?sort=-best&page=2): a reload or a shared link keeps them
-  const state = { sort: "id", desc: true, page: Number(query.get("page")) || 1 };
+  const state = { sort: "id", desc: true, page: Number(query.get("page")) || 1, view: query.get("view") === "sweeps" ? "sweeps" : "" };
   const asked = query.get("sort") || "";
   if (sortable.has(asked.replace(/^-/, ""))) Object.assign(state, { sort: asked.replace(/^-/, ""), desc: asked.startsWith("-") });
 
@@ -51,8 +56,10 @@
     if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value);
   } });
   const pager = el("div", { class: "pager" });
+  const table = el("table", { class: "runs" }, el("thead", {}, head), body);
+  const sweepBox = el("div", { class: "sweeps" });
   page.prepend(el("h1", {}, "Runs"), form);
-  page.append(el("table", { class: "runs" }, el("thead", {}, head), body), pager);
+  page.append(table, pager, sweepBox);
 
   let rows = [];
 
@@ -87,6 +94,7 @@
     const q = filters();
     if (state.sort !== "id" || !state.desc) q.set("sort", (state.desc ? "-" : "") + state.sort);
     if (state.page > 1) q.set("page", state.page);
+    if (state.view) q.set("view", state.view);
     history.replaceState(null, "", q.toString() ? "?" + q : "/");
   }
 
@@ -101,6 +109,15 @@
   }
 
   function draw() {
+    const sweeping = state.view === "sweeps";
+    viewBtn.textContent = sweeping ? "All runs" : "Sweeps";
+    table.hidden = pager.hidden = sweeping;
+    sweepBox.hidden = !sweeping;
+    if (sweeping) {
+      sweepBox.replaceChildren(...sweeps.tables(rows));
+      say(rows.length ? "" : "no runs match");
+      return;
+    }
     const sorted = rows.slice().sort(compare(sortable.get(state.sort), state.desc));
     const pages = Math.max(1, Math.ceil(sorted.length / PAGE));
     state.page = Math.min(Math.max(1, state.page), pages);
