@@ -128,3 +128,18 @@ def test_ten_thousand_runs_draw_one_page_and_sort_fast(ten_thousand, page) -> No
     }""")
     assert took < 500, f"sorting 10,000 runs by name took {took:.0f} ms"
     assert shown_ids(page)[:3] == [1, 10, 100]
+
+
+def test_runs_ticked_on_two_pages_are_compared_together(many, page) -> None:
+    page.goto(many + "/")
+    wait_rows(page, RUNS)
+    page.locator(f"tr[data-run='{RUNS}'] input.pick").check()
+    page.locator("button[data-page='next']").click()
+    wait_rows(page, RUNS - 50)
+    page.locator(f"tr[data-run='{RUNS - 50}'] input.pick").check()
+    with page.expect_response(lambda r: "/api/runs" in r.url, timeout=10_000):
+        pass  # a refresh redraws the rows: the ticks stay
+    page.wait_for_timeout(300)
+    assert page.locator(f"tr[data-run='{RUNS - 50}'] input.pick").is_checked()
+    page.locator("button", has_text="Compare selected").click()
+    page.wait_for_url(f"**/compare?ids={RUNS},{RUNS - 50}")

@@ -69,3 +69,25 @@ def test_sweeps_show_as_grids_with_their_best_run_marked(ui, engine, page) -> No
     page.locator("button[data-view='toggle']").click()
     page.locator("table.runs").wait_for()
     assert page.locator("table.sweep").count() == 0 or page.locator(".sweeps").is_hidden()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_hostile_names_stay_text_in_the_new_views(ui, engine, page) -> None:
+    name = "sweep lr=1 \u202erelu 10 seed=0<img src=x onerror=alert(1)>"
+    with session_scope(engine) as s:
+        run = new_run(s, name=name)
+        add_metric(s, run, 50, train_acc=0.5, dev_acc=0.5, loss=1.0, lr=1.0, wall=1.0)
+    page.goto(ui + "/?view=sweeps")
+    cell = page.locator("table.sweep tbody th")
+    cell.wait_for()
+    assert cell.text_content() == "lr=1 \\u202erelu 10 seed=0<img src=x onerror=alert(1)>"
+    assert "\u202e" not in (cell.get_attribute("title") or "x\u202e")
+    page.goto(f"{ui}/?sort=name")
+    link = page.locator(f"tr[data-run='{run}'] a.run-name")
+    link.wait_for()
+    assert link.get_attribute("title") == name.replace("\u202e", "\\u202e")
+    page.goto(f"{ui}/compare?ids={run}")
+    legend = page.locator("text.legend").first
+    legend.wait_for()
+    assert "\u202e" not in legend.text_content() and "\\u202e" in legend.text_content()
+    assert page.locator("img").count() == 0 and page.dialogs == []
