@@ -180,7 +180,7 @@ const chart = (() => {
       cursor.setAttribute("visibility", "visible");
       tip.textContent = "iteration " + nearest + "\n" + words.join("\n");
       tip.style.display = "block";
-      tip.style.left = Math.min(X(nearest) + 10, W - pad.r - 170) + "px";
+      tip.style.left = Math.max(0, Math.min(X(nearest) + 10, W - pad.r - 170)) + "px";
       tip.style.top = pad.t + 4 + "px";
     }
   }
