@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from control import learning, parse
 from control.errors import UserInputError
 from control.service import Service
-from control.web import views
+from control.web import cache, views
 from control.web.security import TOKEN_HEADER, Guard
 from storage import bookkeeping
 
@@ -86,9 +86,11 @@ def router(guard: Guard) -> APIRouter:
     ) -> dict:
         return views.finite(_service(request).evaluate(snapshot_id, split))
 
+    cluster_status = cache.Cached(seconds=cache.CLUSTER_SECONDS)  # one broadcast serves all
+
     @api.get("/cluster", summary="What `gradq status` reports: workers, queue depth, stages.")
     def cluster(request: Request) -> dict:
-        return _service(request).cluster()
+        return cluster_status.get(_service(request).cluster)
 
     @act.post("/runs/{run_id}/pause", summary="Pause: a running stage stops with a snapshot.")
     def pause(request: Request, run_id: Id) -> dict:

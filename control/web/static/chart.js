@@ -1,14 +1,24 @@
-// A small SVG line chart with hover: nearest iteration, each series' value there.
+// A small SVG line chart: hover shows each series' value at the nearest iteration; a log scale
+// for the y-axis, drag across to zoom on iterations (double-click shows them all again), the
+// legend beside the plot, redrawn at the page's width, and the curve as CSV or the chart as SVG.
+// The x-axis is iterations: the API's points carry no time (the database's `wall` is not sent).
 "use strict";
 
 const chart = (() => {
   const NS = "http://www.w3.org/2000/svg";
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+  const NAME = 28;  // legend names longer than this are cut; the whole name is in its tooltip
 
   function svg(tag, attrs) {
     const node = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
     return node;
+  }
+
+  function text(attrs, words) {
+    const t = svg("text", attrs);
+    t.textContent = words;
+    return t;
   }
 
   function ticks(lo, hi, n) {
@@ -20,88 +30,194 @@ const chart = (() => {
     return out;
   }
 
-  // series: [{name, points: [[x, y], ...]}]; opts: {title, width, height, boundaries, format}
+  // Ticks of a log axis, given log10 of its ends: 1, 2, 5 of each decade (only 1 over many).
+  function logTicks(lo, hi) {
+    const marks = hi - lo > 3 ? [1] : [1, 2, 5];
+    const out = [];
+    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+      for (const m of marks) {
+        const v = e + Math.log10(m);
+        if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push(v);
+      }
+    }
+    return out.length >= 2 ? out : ticks(lo, hi, 4);
+  }
+
+  function range(values) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    return [lo, hi];
+  }
+
+  // series: [{name, points: [[x, y], ...]}]; opts: {title, height, boundaries, format,
+  // log (offer the log toggle), file (the downloads' name)}. Zoom and log survive redraws.
   function line(host, series, opts = {}) {
-    const W = opts.width || 720, H = opts.height || 260;
-    const pad = { l: 52, r: 12, t: 22, b: 30 };
-    const fmt = opts.format || ((v) => v.toFixed(4));
-    host.replaceChildren();
+    if (!host.chart) setUp(host);
+    Object.assign(host.chart, { series, opts });
+    host.chart.logBox.parentNode.hidden = !opts.log;
+    draw(host);
+  }
+
+  function setUp(host) {
+    const st = { log: false, zoom: null, width: 0 };
+    host.chart = st;
     host.classList.add("chart");
-    const xs = series.flatMap((s) => s.points.map((p) => p[0]));
-    const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => v !== null && isFinite(v));
-    const root = svg("svg", { width: W, height: H, role: "img" });
-    const title = svg("text", { x: pad.l, y: 15, "font-size": 13, "font-weight": 600 });
-    title.textContent = opts.title || "";
-    root.append(title);
-    host.append(root);
-    if (!xs.length || !ys.length) {
-      const t = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#889" });
-      t.textContent = "no points yet";
-      root.append(t);
+    const button = (label, action, fn) => gradq.el("button", { type: "button", "data-chart": action, onclick: fn }, label);
+    st.logBox = gradq.el("input", { type: "checkbox", "data-chart": "log", onchange: () => { st.log = st.logBox.checked; draw(host); } });
+    st.reset = button("all iterations", "reset", () => { st.zoom = null; draw(host); });
+    st.tools = gradq.el("div", { class: "chart-tools" }, gradq.el("label", {}, st.logBox, " log scale"), st.reset,
+      button("CSV", "csv", () => save(host, "csv")), button("SVG", "svg", () => save(host, "svg")));
+    st.plot = gradq.el("div", { class: "plot" });
+    host.replaceChildren(st.tools, st.plot);
+    let pending = false;
+    new ResizeObserver(() => {
+      if (pending || host.clientWidth === st.width) return;
+      pending = true;
+      requestAnimationFrame(() => { pending = false; draw(host); });
+    }).observe(host);
+  }
+
+  function draw(host) {
+    const st = host.chart, { series, opts } = st;
+    st.width = host.clientWidth;
+    const W = Math.max(320, st.width - 2), H = opts.height || 260;
+    const legend = Math.min(190, Math.round(W * 0.3));
+    const pad = { l: 56, r: legend + 8, t: 22, b: 30 };
+    const fmt = opts.format || ((v) => v.toFixed(4));
+    const log = Boolean(opts.log && st.log);
+    const ty = log ? (v) => Math.log10(v) : (v) => v;
+    const shown = (p) => p[1] !== null && isFinite(p[1]) && (!log || p[1] > 0)
+      && (!st.zoom || (p[0] >= st.zoom[0] && p[0] <= st.zoom[1]));
+    const kept = series.map((s) => s.points.filter(shown));
+    st.reset.hidden = !st.zoom;
+    const root = svg("svg", { width: W, height: H, role: "img", "data-scale": log ? "log" : "linear" });
+    root.append(svg("rect", { width: W, height: H, fill: "#fff" }), text({ x: pad.l, y: 15, "font-size": 13, "font-weight": 600 }, opts.title || ""));
+    const tip = gradq.el("div", { class: "tip" });
+    st.plot.replaceChildren(root, tip);
+    const [xlo, xhi] = range(kept.flatMap((k) => k.map((p) => p[0])));
+    const [ylo, yhi] = range(kept.flatMap((k) => k.map((p) => ty(p[1]))));
+    if (!isFinite(xlo) || !isFinite(ylo)) {
+      root.append(text({ x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#889" }, st.zoom ? "no points here" : "no points yet"));
       return;
     }
-    let [x0, x1] = [Math.min(...xs, 0), Math.max(...xs)];
-    let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    let [x0, x1] = st.zoom ? st.zoom : [Math.min(xlo, 0), xhi];
+    let [y0, y1] = [ylo, yhi];
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
     const X = (v) => pad.l + ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r);
-    const Y = (v) => H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
-    for (const v of ticks(y0, y1, 5)) {
-      root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: Y(v), y2: Y(v), stroke: "#eef0f3" }));
-      const t = svg("text", { x: pad.l - 4, y: Y(v) + 4, "text-anchor": "end", "font-size": 11 });
-      t.textContent = +v.toPrecision(6);
-      root.append(t);
+    const Y = (v) => H - pad.b - ((ty(v) - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+    for (const v of log ? logTicks(y0, y1) : ticks(y0, y1, 5)) {
+      const at = H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+      root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: at, y2: at, stroke: "#eef0f3" }),
+        text({ x: pad.l - 4, y: at + 4, "text-anchor": "end", "font-size": 11, class: "ytick" }, +(log ? 10 ** v : v).toPrecision(log ? 3 : 6)));
     }
-    for (const v of ticks(x0, x1, 8)) {
-      const t = svg("text", { x: X(v), y: H - 10, "text-anchor": "middle", "font-size": 11 });
-      t.textContent = v;
-      root.append(t);
+    for (const v of ticks(x0, x1, Math.max(3, Math.floor((W - pad.l - pad.r) / 80)))) {
+      root.append(text({ x: X(v), y: H - 10, "text-anchor": "middle", "font-size": 11, class: "xtick" }, +v.toPrecision(6)));
     }
     for (const b of opts.boundaries || []) {
+      if (b < x0 || b > x1) continue;
       root.append(svg("line", { x1: X(b), x2: X(b), y1: pad.t, y2: H - pad.b, stroke: "#99a", "stroke-dasharray": "4 3" }));
     }
     series.forEach((s, i) => {
       const color = s.color || COLORS[i % COLORS.length];
-      const d = s.points.filter((p) => p[1] !== null && isFinite(p[1]))
-        .map((p, j) => (j ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1)).join("");
-      root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.6 }));
-      const key = svg("text", { x: W - pad.r - 4, y: pad.t + 14 * i + 10, "text-anchor": "end", "font-size": 11, fill: color });
-      key.textContent = gradq.visible(s.name);
-      root.append(key);
+      const d = kept[i].map((p, j) => (j ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1)).join("");
+      root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 1.6, class: "curve" }));
+      const name = gradq.visible(s.name), y = pad.t + 16 * i + 10, x = W - legend;
+      const key = text({ x: x + 18, y, "font-size": 11, fill: color, class: "legend" }, name.length > NAME ? name.slice(0, NAME - 1) + "…" : name);
+      key.append(svg("title", {}));
+      key.lastChild.textContent = name;
+      root.append(svg("line", { x1: x, x2: x + 14, y1: y - 4, y2: y - 4, stroke: color, "stroke-width": 2 }), key);
     });
     const cursor = svg("line", { y1: pad.t, y2: H - pad.b, stroke: "#445", visibility: "hidden" });
-    root.append(cursor);
-    const tip = document.createElement("div");
-    tip.className = "tip";
-    host.append(tip);
+    const box = svg("rect", { y: pad.t, height: H - pad.t - pad.b, fill: "#2563eb", "fill-opacity": 0.15, visibility: "hidden", class: "zoom-box" });
+    root.append(cursor, box);
+    const at = (ev) => x0 + ((ev.clientX - root.getBoundingClientRect().left - pad.l) / (W - pad.l - pad.r)) * (x1 - x0);
+    const px = (ev) => Math.min(Math.max(ev.clientX - root.getBoundingClientRect().left, pad.l), W - pad.r);
+    let drag = null;
+    root.addEventListener("mousedown", (ev) => { drag = [px(ev), at(ev)]; ev.preventDefault(); });
     root.addEventListener("mousemove", (ev) => {
-      const box = root.getBoundingClientRect();
-      const at = x0 + ((ev.clientX - box.left - pad.l) / (W - pad.l - pad.r)) * (x1 - x0);
-      const lines = [];
-      let nearest = null;
-      for (const s of series) {
-        let best = null;
-        for (const p of s.points) if (best === null || Math.abs(p[0] - at) < Math.abs(best[0] - at)) best = p;
-        if (best === null) continue;
-        nearest = nearest === null || Math.abs(best[0] - at) < Math.abs(nearest - at) ? best[0] : nearest;
-        lines.push([gradq.visible(s.name), best]);
+      if (drag) {
+        box.setAttribute("x", Math.min(drag[0], px(ev)));
+        box.setAttribute("width", Math.abs(px(ev) - drag[0]));
+        box.setAttribute("visibility", "visible");
       }
-      if (nearest === null) return;
-      const text = lines.map(([name, p]) =>
-        name + ": " + (p[1] === null ? "-" : fmt(p[1])) + (p[0] !== nearest ? "  (it " + p[0] + ")" : ""));
-      cursor.setAttribute("x1", X(nearest));
-      cursor.setAttribute("x2", X(nearest));
-      cursor.setAttribute("visibility", "visible");
-      tip.textContent = "iteration " + nearest + "\n" + text.join("\n");
-      tip.style.display = "block";
-      tip.style.left = Math.min(X(nearest) + 10, W - 170) + "px";
-      tip.style.top = pad.t + 4 + "px";
+      hover(ev);
     });
+    root.addEventListener("mouseup", (ev) => {
+      if (drag && Math.abs(px(ev) - drag[0]) > 4) {
+        const [a, b] = [drag[1], at(ev)].sort((m, n) => m - n);
+        st.zoom = [Math.max(a, x0), Math.min(b, x1)];
+        drag = null;
+        draw(host);
+        return;
+      }
+      drag = null;
+      box.setAttribute("visibility", "hidden");
+    });
+    root.addEventListener("dblclick", () => { if (st.zoom) { st.zoom = null; draw(host); } });
     root.addEventListener("mouseleave", () => {
+      drag = null;
+      box.setAttribute("visibility", "hidden");
       tip.style.display = "none";
       cursor.setAttribute("visibility", "hidden");
     });
+
+    function hover(ev) {
+      const x = at(ev);
+      const lines = [];
+      let nearest = null;
+      series.forEach((s, i) => {
+        let best = null;
+        for (const p of kept[i]) if (best === null || Math.abs(p[0] - x) < Math.abs(best[0] - x)) best = p;
+        if (best === null) return;
+        nearest = nearest === null || Math.abs(best[0] - x) < Math.abs(nearest - x) ? best[0] : nearest;
+        lines.push([gradq.visible(s.name), best]);
+      });
+      if (nearest === null) return;
+      const words = lines.map(([name, p]) => name + ": " + fmt(p[1]) + (p[0] !== nearest ? "  (it " + p[0] + ")" : ""));
+      cursor.setAttribute("x1", X(nearest));
+      cursor.setAttribute("x2", X(nearest));
+      cursor.setAttribute("visibility", "visible");
+      tip.textContent = "iteration " + nearest + "\n" + words.join("\n");
+      tip.style.display = "block";
+      tip.style.left = Math.max(0, Math.min(X(nearest) + 10, W - pad.r - 170)) + "px";
+      tip.style.top = pad.t + 4 + "px";
+    }
   }
 
-  return { line, COLORS };
+  // A cell as a spreadsheet reads it: quoted, and never taken for a formula (=, +, -, @).
+  function cell(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "number") return String(value);
+    const words = gradq.visible(value);
+    return '"' + (/^[=+\-@\t]/.test(words) ? "'" : "") + words.replace(/"/g, '""') + '"';
+  }
+
+  // The whole curve, a row per iteration and a column per series (empty where it has no point).
+  function csv(series) {
+    const rows = new Map();
+    series.forEach((s, i) => {
+      for (const [x, y] of s.points) {
+        if (!rows.has(x)) rows.set(x, new Array(series.length).fill(null));
+        rows.get(x)[i] = y;
+      }
+    });
+    const head = ["iteration", ...series.map((s) => s.name)].map(cell).join(",");
+    const body = [...rows.keys()].sort((a, b) => a - b).map((x) => [x, ...rows.get(x)].map(cell).join(","));
+    return [head, ...body].join("\n") + "\n";
+  }
+
+  function save(host, kind) {
+    const st = host.chart;
+    const svgNode = st.plot.querySelector("svg");
+    const data = kind === "csv" ? new Blob([csv(st.series)], { type: "text/csv" })
+      : new Blob([new XMLSerializer().serializeToString(svgNode)], { type: "image/svg+xml" });
+    const link = gradq.el("a", { href: URL.createObjectURL(data), download: (st.opts.file || "chart") + "." + kind });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  }
+
+  return { line, csv, COLORS };
 })();

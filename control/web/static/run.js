@@ -84,8 +84,8 @@
       const bounds = d.stages.slice(1).map((x) => x.start_iteration).filter((v) => v !== null);
       const pts = (f) => d.points.map((p) => [p.iteration, p[f]]);
       chart.line(parts.acc, [{ name: "train", points: pts("train_acc") }, { name: "dev", points: pts("dev_acc") }],
-        { title: "accuracy", boundaries: bounds, format: (v) => (100 * v).toFixed(2) + "%" });
-      chart.line(parts.loss, [{ name: "loss", points: pts("loss") }], { title: "loss", boundaries: bounds });
+        { title: "accuracy", boundaries: bounds, format: (v) => (100 * v).toFixed(2) + "%", file: `run-${runId}-accuracy` });
+      chart.line(parts.loss, [{ name: "loss", points: pts("loss") }], { title: "loss", boundaries: bounds, log: true, file: `run-${runId}-loss` });
       parts.acc.setAttribute("data-points", d.points.length);
     }
     parts.stages.replaceChildren(table(["#", "stage", "lr", "iters", "status", "done", "it/s", "ETA", "worker", "error"],

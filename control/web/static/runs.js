@@ -1,7 +1,9 @@
-// The runs page: every run with its progress, rate, ETA, best dev accuracy and tags, live.
+// The runs page: every run with its progress, rate, ETA, best dev accuracy and tags, live;
+// sorted by any column (click its header) and shown a page at a time, so 10,000 runs stay fast.
 "use strict";
 (() => {
   const { el, get, pct, num, duration, age, status, say, poll } = gradq;
+  const PAGE = 50;  // rows drawn at once: only these reach the DOM, however many runs there are
   const page = document.getElementById("page");
   const query = new URLSearchParams(location.search);
   const field = (name, hint) => el("input", { name, placeholder: hint, value: query.get(name) || "" });
@@ -9,40 +11,142 @@
     ["", "running", "queued", "paused", "succeeded", "failed", "cancelled", "empty"]
       .map((s) => el("option", s === (query.get("status") || "") ? { value: s, selected: "" } : { value: s }, s || "any status")));
   const tagBox = field("tag", "tag"), nameBox = field("name", "name holds");
-  const compareBtn = el("button", { onclick: () => {
-    const ids = [...page.querySelectorAll("input.pick:checked")].map((c) => c.value);
-    if (ids.length) location.href = "/compare?ids=" + ids.join(",");
+  const picked = new Set();  // ids ticked for Compare, kept across pages and refreshes
+  const compareBtn = el("button", { type: "button", onclick: () => {
+    if (picked.size) location.href = "/compare?ids=" + [...picked].join(",");
   } }, "Compare selected");
+  const viewBtn = el("button", { type: "button", "data-view": "toggle", onclick: () => {
+    state.view = state.view === "sweeps" ? "" : "sweeps";
+    remember();
+    draw();
+  } });
   const form = el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    statusBox, tagBox, nameBox, el("button", { type: "submit" }, "Filter"), compareBtn);
-  const body = el("tbody", { id: "runs" });
+    statusBox, tagBox, nameBox, el("button", { type: "submit" }, "Filter"), compareBtn, viewBtn);
+
+  // key, header, sort value (a number sorts numerically; null sorts last either way), cell
+  const progressText = (r) => (r.progress === null ? "" : Math.round(100 * r.progress) + "%");
+  const COLUMNS = [
+    ["pick", "", null, (r) => el("input", picked.has(String(r.id))
+      ? { type: "checkbox", class: "pick", value: r.id, checked: "" } : { type: "checkbox", class: "pick", value: r.id })],
+    ["id", "id", (r) => r.id, (r) => r.id],
+    ["name", "name", (r) => r.name.toLowerCase(), (r) => el("a", { href: "/runs/" + r.id, class: "run-name", title: r.name }, r.name)],
+    ["status", "status", (r) => r.status, (r) => status(r.status)],
+    ["progress", "progress", (r) => r.progress, (r) => [el("span", { class: "bar" }, progressBar(r.progress)), " ", progressText(r)]],
+    ["iteration", "iteration", (r) => r.iteration, (r) => r.iteration],
+    ["rate", "it/s", (r) => r.rate, (r) => num(r.rate)],
+    ["eta", "ETA", (r) => r.eta_seconds, (r) => duration(r.eta_seconds)],
+    ["best", "best dev", (r) => r.best_dev_acc, (r) => pct(r.best_dev_acc)],
+    ["tags", "tags", (r) => (r.tags.length ? r.tags.join(" ") : null), (r) => r.tags.map((t) => el("span", { class: "tag", title: t }, t))],
+    ["age", "age", (r) => -Date.parse(r.created_at), (r) => age(r.created_at)],
+  ];
+  const NUMERIC = new Set(["id", "progress", "iteration", "rate", "eta", "best", "age"]);
+  const sortable = new Map(COLUMNS.filter((c) => c[2]).map((c) => [c[0], c[2]]));
+
+  // the sort and the page live in the URL (?sort=-best&page=2): a reload or a shared link keeps them
+  const state = { sort: "id", desc: true, page: Number(query.get("page")) || 1, view: query.get("view") === "sweeps" ? "sweeps" : "" };
+  const asked = query.get("sort") || "";
+  if (sortable.has(asked.replace(/^-/, ""))) Object.assign(state, { sort: asked.replace(/^-/, ""), desc: asked.startsWith("-") });
+
+  const head = el("tr", {}, COLUMNS.map(([key, label, value]) => value
+    ? el("th", { class: "c-" + key + " sortable", "data-sort": key, tabindex: 0, onclick: () => sortBy(key),
+      onkeydown: (e) => { if (e.key === "Enter") sortBy(key); } }, label)
+    : el("th", { class: "c-" + key }, label)));
+  const body = el("tbody", { id: "runs", onchange: (e) => {
+    if (!e.target.classList.contains("pick")) return;
+    if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value);
+  } });
+  const pager = el("div", { class: "pager" });
+  const table = el("table", { class: "runs" }, el("thead", {}, head), body);
+  const sweepBox = el("div", { class: "sweeps" });
   page.prepend(el("h1", {}, "Runs"), form);
-  page.append(el("table", {}, el("thead", {}, el("tr", {},
-    ["", "id", "name", "status", "progress", "iteration", "it/s", "ETA", "best dev", "tags", "age"].map((h) => el("th", {}, h)))), body));
+  page.append(table, pager, sweepBox);
+
+  let rows = [];
 
   function apply() {
-    const q = new URLSearchParams();
-    for (const [k, box] of [["status", statusBox], ["tag", tagBox], ["name", nameBox]]) if (box.value) q.set(k, box.value);
-    history.replaceState(null, "", q.toString() ? "?" + q : "/");
+    state.page = 1;
+    remember();
     refresh();
   }
 
-  async function refresh() {
-    const picked = new Set([...page.querySelectorAll("input.pick:checked")].map((c) => c.value));
-    const rows = await get("/api/runs" + location.search);
-    body.replaceChildren(...rows.slice().reverse().map((r) => el("tr", { "data-run": r.id },
-      el("td", {}, el("input", picked.has(String(r.id)) ? { type: "checkbox", class: "pick", value: r.id, checked: "" } : { type: "checkbox", class: "pick", value: r.id })),
-      el("td", { class: "num" }, r.id),
-      el("td", {}, el("a", { href: "/runs/" + r.id, class: "run-name" }, r.name)),
-      el("td", {}, status(r.status)),
-      el("td", {}, el("span", { class: "bar" }, progressBar(r.progress)), " ", r.progress === null ? "" : Math.round(100 * r.progress) + "%"),
-      el("td", { class: "num" }, r.iteration),
-      el("td", { class: "num" }, num(r.rate)),
-      el("td", { class: "num" }, duration(r.eta_seconds)),
-      el("td", { class: "num" }, pct(r.best_dev_acc)),
-      el("td", {}, r.tags.map((t) => el("span", { class: "tag" }, t))),
-      el("td", {}, age(r.created_at)))));
+  function sortBy(key) {
+    if (state.sort === key) state.desc = !state.desc;
+    else Object.assign(state, { sort: key, desc: NUMERIC.has(key) && key !== "age" });
+    state.page = 1;
+    remember();
+    draw();
+  }
+
+  function goTo(n) {
+    state.page = n;
+    remember();
+    draw();
+  }
+
+  // The filters for the API, the sort and page for the page: all in the address bar.
+  function filters() {
+    const q = new URLSearchParams();
+    for (const [k, box] of [["status", statusBox], ["tag", tagBox], ["name", nameBox]]) if (box.value) q.set(k, box.value);
+    return q;
+  }
+
+  function remember() {
+    const q = filters();
+    if (state.sort !== "id" || !state.desc) q.set("sort", (state.desc ? "-" : "") + state.sort);
+    if (state.page > 1) q.set("page", state.page);
+    if (state.view) q.set("view", state.view);
+    history.replaceState(null, "", q.toString() ? "?" + q : "/");
+  }
+
+  function compare(value, desc) {
+    return (a, b) => {
+      const x = value(a), y = value(b);
+      if (x === null || x === undefined) return y === null || y === undefined ? a.id - b.id : 1;
+      if (y === null || y === undefined) return -1;
+      const order = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+      return (desc ? -order : order) || b.id - a.id;
+    };
+  }
+
+  function draw() {
+    const sweeping = state.view === "sweeps";
+    viewBtn.textContent = sweeping ? "All runs" : "Sweeps";
+    table.hidden = pager.hidden = sweeping;
+    sweepBox.hidden = !sweeping;
+    if (sweeping) {
+      sweepBox.replaceChildren(...sweeps.tables(rows));
+      say(rows.length ? "" : "no runs match");
+      return;
+    }
+    const sorted = rows.slice().sort(compare(sortable.get(state.sort), state.desc));
+    const pages = Math.max(1, Math.ceil(sorted.length / PAGE));
+    state.page = Math.min(Math.max(1, state.page), pages);
+    const shown = sorted.slice((state.page - 1) * PAGE, state.page * PAGE);
+    for (const th of head.children) {
+      const key = th.getAttribute("data-sort");
+      if (!key) continue;
+      if (key === state.sort) th.setAttribute("aria-sort", state.desc ? "descending" : "ascending");
+      else th.removeAttribute("aria-sort");
+    }
+    body.replaceChildren(...shown.map((r) => el("tr", { "data-run": r.id },
+      COLUMNS.map(([key, , , cell]) => el("td", { class: "c-" + key + (NUMERIC.has(key) && key !== "progress" ? " num" : "") }, cell(r))))));
+    pages > 1 ? pager.replaceChildren(
+      button("first", 1, state.page > 1), button("previous", state.page - 1, state.page > 1),
+      el("span", { class: "where" }, `page ${state.page} of ${pages} (${sorted.length} runs)`),
+      button("next", state.page + 1, state.page < pages), button("last", pages, state.page < pages))
+      : pager.replaceChildren(sorted.length ? el("span", { class: "where" }, `${sorted.length} runs`) : "");
     say(rows.length ? "" : "no runs match");
+  }
+
+  function button(label, to, enabled) {
+    return el("button", enabled ? { type: "button", "data-page": label, onclick: () => goTo(to) }
+      : { type: "button", "data-page": label, disabled: "" }, label);
+  }
+
+  async function refresh() {
+    const q = filters().toString();
+    rows = await get("/api/runs" + (q ? "?" + q : ""));
+    draw();  // sorting 10,000 rows and drawing 50 takes a few milliseconds: no need to diff
   }
 
   function progressBar(p) {
