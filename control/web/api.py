@@ -47,10 +47,17 @@ class NoteIn(BaseModel):
 
 
 def router(guard: Guard) -> APIRouter:
-    """Every route, bound to this server's engine (read from the request); the guard's
+    """Every route, over this server's service (read from the request); the guard's
     middleware has checked the Host, the token and the Origin before any of them runs."""
+    out = APIRouter()
+    out.include_router(_reads(guard))
+    out.include_router(_actions())
+    return out
+
+
+def _reads(guard: Guard) -> APIRouter:
+    """What the pages read."""
     api = APIRouter(prefix="/api")
-    act = APIRouter(prefix="/api", dependencies=[Security(TOKEN_HEADER)])  # documents the header
 
     @api.get("/session", summary="The token this page puts in its actions (null: read only).")
     def session(request: Request) -> dict:
@@ -63,11 +70,7 @@ def router(guard: Guard) -> APIRouter:
         tag: Annotated[str | None, Query(max_length=64)] = None,
         name: Annotated[str | None, Query(max_length=parse.MAX_NAME)] = None,
     ) -> Response:
-        if status is not None and status not in parse.RUN_STATUSES:
-            raise UserInputError(
-                f"status {status!r} must be one of {', '.join(parse.RUN_STATUSES)}"
-            )
-        engine = _engine(request)
+        engine, status = _engine(request), parse.run_status(status)
         return _cached(
             request, views.runs_list(engine, status=status, tag=tag or None, name=name or None)
         )
@@ -91,6 +94,13 @@ def router(guard: Guard) -> APIRouter:
     @api.get("/cluster", summary="What `gradq status` reports: workers, queue depth, stages.")
     def cluster(request: Request) -> dict:
         return cluster_status.get(_service(request).cluster)
+
+    return api
+
+
+def _actions() -> APIRouter:
+    """The actions the pages take: each needs the token (the header documents it)."""
+    act = APIRouter(prefix="/api", dependencies=[Security(TOKEN_HEADER)])
 
     @act.post("/runs/{run_id}/pause", summary="Pause: a running stage stops with a snapshot.")
     def pause(request: Request, run_id: Id) -> dict:
@@ -126,10 +136,7 @@ def router(guard: Guard) -> APIRouter:
     def delete(request: Request, run_id: Id) -> dict:
         return {"deleted": run_id, "snapshots": _service(request).rm(run_id)}
 
-    out = APIRouter()
-    out.include_router(api)
-    out.include_router(act)
-    return out
+    return act
 
 
 def _cached(request: Request, answer) -> Response:
