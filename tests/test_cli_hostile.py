@@ -246,3 +246,14 @@ def test_upgrade_of_a_prepared_database_still_reads(tmp_path, monkeypatch):
     engine.dispose()
     monkeypatch.setenv("GRADQ_DATABASE_URL", f"sqlite:///{path}")
     assert json.loads(gradq("runs", "--json").stdout) == []
+
+
+def test_a_bad_database_url_is_a_configuration_error_for_writers_too(
+    home, monkeypatch, small_mnist
+):
+    monkeypatch.setenv("GRADQ_DATABASE_URL", "postgres:/u:s3cret@host/db")
+    result = gradq(
+        "train", "--stage", "0.5:5", "--data", small_mnist, "--dev-size", "500", "--local"
+    )
+    assert_one_line_error(result, 1, "cannot be parsed")  # exit 1: not a usage error
+    assert "s3cret" not in result.stderr

@@ -12,7 +12,7 @@ from control import connections
 from control.errors import UserInputError, option_of
 from storage import reaper, stages
 from storage.db import session_scope
-from storage.errors import StorageInputError
+from storage.errors import StorageError, StorageInputError
 from worker.errors import WorkerInputError
 from worker.settings import Settings
 
@@ -30,7 +30,10 @@ class Base:
         reading a SQLite file that does not exist is an error naming it, never a new file."""
         if self._engine is not None:
             return self._engine
-        return connections.engine_for(self.settings.database_url, create)
+        try:
+            return connections.engine_for(self.settings.database_url, create)
+        except StorageInputError as e:  # GRADQ_DATABASE_URL's fault: configuration, not usage
+            raise StorageError(str(e)) from e
 
     def check_broker(self) -> None:
         connections.check_broker(self.settings.broker_url)
@@ -49,11 +52,13 @@ class Base:
 
 
 def boundary(cls: type) -> type:
-    """Every public method of `cls` raises control's one input error, UserInputError, for a
-    value the storage or worker layer refused (their own input errors stay inside)."""
+    """Every public verb of `cls` raises control's one input error, UserInputError, for a
+    value the storage or worker layer refused (their own input errors stay inside). Base's
+    methods are not verbs: a bad GRADQ_DATABASE_URL is a configuration error (exit 1), not a
+    usage error."""
     for name in dir(cls):
         method = getattr(cls, name)
-        if inspect.isfunction(method) and not name.startswith("_"):
+        if inspect.isfunction(method) and not name.startswith("_") and name not in vars(Base):
             setattr(cls, name, _translated(method))
     return cls
 
