@@ -14,7 +14,7 @@
 # started: the stack's containers, volumes and network (its own project, `gradq-check`), and a
 # dockerd it started, with the bridge, iptables rules and ip_forward that dockerd set.
 #   GRADQ_DATA_DIR=/path/to/mnist bash scripts/compose-check.sh
-#   GRADQ_CHECK_TESTS="tests/test_faults.py"   # the tests step's pytest arguments
+#   GRADQ_CHECK_TESTS="tests/system/test_faults.py"   # the tests step's pytest arguments
 #   GRADQ_CHECK_STANDINS=auto|1|0               # build stand-ins: when pulls fail | always | never
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ export COMPOSE_PROJECT_NAME=${GRADQ_CHECK_PROJECT:-gradq-check}
 export GRADQ_CONCURRENCY=${GRADQ_CONCURRENCY:-1} # 2 replicas x 1 process x 1 BLAS thread
 export GRADQ_THREADS=${GRADQ_THREADS:-1}
 DATA_DIR=${GRADQ_DATA_DIR:-}
-TESTS=${GRADQ_CHECK_TESTS:-tests/test_cli_queue.py tests/test_faults.py tests/test_worker.py}
+TESTS=${GRADQ_CHECK_TESTS:-tests/system/test_cli_queue.py tests/system/test_faults.py tests/system/test_worker.py}
 STANDINS=${GRADQ_CHECK_STANDINS:-auto}
 STATE=$(mktemp -d /tmp/gradq-compose-check.XXXXXX)
 COMPOSE=(docker-compose --profile tools --profile test --profile monitor --profile ui)

@@ -10,7 +10,7 @@ import pytest
 
 from worker.settings import ENV_VARS, Settings, settings_from_env
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 ROW = re.compile(r"^\| `(GRADQ_\w+)` \| (.+?) \| .+ \|$")
 
 
@@ -40,7 +40,7 @@ def test_readme_defaults_are_the_settings_defaults():
 
 def _field_vars() -> dict[str, str]:
     """Settings field -> its variable, from the comment that starts each field's line."""
-    source = Path(__file__).resolve().parent.parent / "worker" / "settings.py"
+    source = Path(__file__).resolve().parents[2] / "worker" / "settings.py"
     found = re.findall(r"^    (\w+): .*# (GRADQ_\w+)", source.read_text(), re.MULTILINE)
     return dict(found)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-STANDINS = Path(__file__).resolve().parents[1] / "scripts" / "standins"
+STANDINS = Path(__file__).resolve().parents[2] / "scripts" / "standins"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 

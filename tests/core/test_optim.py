@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from test_core import toy_data
 
-from tests.test_core import toy_data
 from worker.core import nn, optim, schedule, snapshot, train
 from worker.core.divergence import Watch
 from worker.errors import DivergedError, SnapshotError

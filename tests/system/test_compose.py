@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fixtures_services import require
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PROFILES = ("tools", "test", "monitor", "ui")
