@@ -9,9 +9,13 @@ reader sees a whole file or none, and a process that mapped the old one keeps re
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ from worker.data import checks, files, idx, mnist
 from worker.errors import DataError
 
 VERSION = 1  # of the layout below; a new one ignores older files
+_CHUNK = 4096  # rows copied at a time while writing, so a build holds no second copy
 NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -29,7 +34,8 @@ def open_split(source: Path, dev_size: int, seed: int, cache_dir: Path) -> mnist
     base = cache_dir / f"{source.stem or 'mnist'}-{_key(source, seed)}"
     arrays = _mapped(base, _stamp(source), seed)
     if arrays is None:
-        arrays = _build(base, source, seed, cache_dir)
+        with _one_builder(base):  # processes that start together map one build, not each theirs
+            arrays = _mapped(base, _stamp(source), seed) or _build(base, source, seed, cache_dir)
     x, y = arrays["x_train"], arrays["y_train"]  # (N, 784) uint8, (N,) uint8, split order
     mnist.check_dev_size(dev_size, len(y))
     x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
@@ -48,6 +54,23 @@ def paths(base: Path) -> dict[str, Path]:
     return {"sidecar": base.with_name(base.name + ".json")} | {
         name: base.with_name(f"{base.name}.{name}.npy") for name in NAMES
     }
+
+
+@contextmanager
+def _one_builder(base: Path) -> Iterator[None]:
+    """Hold the entry's lock file while checking and building; no lock if it cannot be made
+    (the build then falls back to memory anyway)."""
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(base.with_name(base.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes, even if the process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 def _key(source: Path, seed: int) -> str:
@@ -101,26 +124,36 @@ def _build(base: Path, source: Path, seed: int, cache_dir: Path) -> dict[str, np
     """Load and validate the source, write the entry and map it; in memory if it cannot be
     written (a warning says why: each process then holds its own uint8 copy)."""
     ds = mnist.load(source, cache_dir=cache_dir)
-    order = mnist.dev_order(len(ds.y_train), seed)  # (N,)
-    arrays = {"x_train": ds.x_train[order], "y_train": ds.y_train[order]}  # split order
+    order = mnist.dev_order(len(ds.y_train), seed)  # (N,) the split's order
+    arrays = {"x_train": ds.x_train, "y_train": ds.y_train}
     if ds.x_test is not None:
         arrays |= {"x_test": ds.x_test, "y_test": ds.y_test}
     try:
-        _write(base, _stamp(source), seed, arrays)
+        _write(base, _stamp(source), seed, arrays, order)
     except (OSError, DataError) as e:
         warnings.warn(f"could not cache {source} in {cache_dir}: {e}", stacklevel=3)
-        return arrays
+        return arrays | {"x_train": ds.x_train[order], "y_train": ds.y_train[order]}
     mapped = _mapped(base, _stamp(source), seed)
-    return arrays if mapped is None else mapped  # None: the source changed while we wrote
+    if mapped is None:  # the source changed while we wrote: train on what was read
+        return arrays | {"x_train": ds.x_train[order], "y_train": ds.y_train[order]}
+    return mapped
 
 
-def _write(base: Path, stamp: list[list], seed: int, arrays: dict[str, np.ndarray]) -> None:
-    """Each array as a plain .npy, then the sidecar that vouches for them."""
+def _write(
+    base: Path, stamp: list[list], seed: int, arrays: dict[str, np.ndarray], order: np.ndarray
+) -> None:
+    """Each array as a plain .npy (the train pair in `order`, copied a chunk at a time), then
+    the sidecar that vouches for them."""
     where = paths(base)
     meta: dict = {"version": VERSION, "stamp": stamp, "seed": seed, "arrays": {}}
     for name, values in arrays.items():
         with files.replacing(where[name]) as f:
-            np.save(f, np.ascontiguousarray(values), allow_pickle=False)
+            rows = order if name in ("x_train", "y_train") else np.arange(len(values))
+            header = {"descr": np.lib.format.dtype_to_descr(values.dtype)}
+            header |= {"fortran_order": False, "shape": values.shape}
+            np.lib.format.write_array_header_1_0(f, header)
+            for s in range(0, len(rows), _CHUNK):
+                f.write(values[rows[s : s + _CHUNK]].tobytes())  # (chunk, ...) in order
             f.flush()
             size = f.tell()
             f.seek(0)
