@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from worker import runspec
-from worker.core import nn, train
+from worker.core import evaluate, nn, train
 from worker.data import mnist, shared
 
 ROWS, TEST_ROWS, DEV = 2500, 300, 200  # 2,300 training rows: three blocks of nn.BLOCK_ROWS
@@ -172,3 +172,13 @@ def test_pack_reads_pixels_like_floats(source):
         assert p.x.dtype == np.uint8
         assert np.array_equal(f.cols, p.cols) and np.array_equal(f.y, p.y)
         assert np.array_equal(nn.floats(p.x, np.dtype(np.float32)), f.x)
+
+
+def test_evaluate_reads_mapped_pixels_as_it_reads_floats(source, tmp_path):
+    mapped = shared.open_split(source, DEV, 0, tmp_path / "cache")
+    floats = mnist.split(mnist.load(source), dev_size=DEV, seed=0, dtype="float32")
+    state = train.new_state(nn.Arch(), seed=5)
+    train.train(state, floats, 0.5, 5)
+    on_pixels = evaluate.evaluate(state, mapped.x_test, mapped.y_test)
+    on_floats = evaluate.evaluate(state, floats.x_test, floats.y_test)
+    assert np.array_equal(on_pixels.confusion, on_floats.confusion)
