@@ -1,12 +1,13 @@
 """Memory of a worker's training processes while two runs train at once, read from /proc.
 
     python bench/memory.py --data ../shared/data/mnist [--iters 600] [--dtype float32]
-                           [--tree PATH] [--repeats 3] [--timeout 600]
+                           [--tree PATH] [--repeats 3] [--cold] [--timeout 600]
 
 Starts a real worker (`gradq worker -c 2`, one BLAS thread each) on a scratch SQLite database
-and a private queue on the local Redis, trains one 1-iteration run first (the data is parsed,
-and on this branch the host's cache built, before anything is measured), then two full-batch
-runs at once, sampling every process of the worker from /proc/PID/smaps_rollup every 0.1 s:
+and a private queue on the local Redis, trains two 1-iteration runs first (the data is parsed,
+and on this branch the host's cache built, before anything is measured; `--cold` skips them, to
+see what the first runs on a fresh host cost), then two full-batch runs at once, sampling every
+process of the worker from /proc/PID/smaps_rollup every 0.1 s:
 USS (private: Private_Clean + Private_Dirty) and PSS (shared pages split among their users).
 A training process is a pool process that used over a second of CPU. The worker's total is
 the largest sum of PSS over all its processes at one sample (PSS adds up to what it costs).
@@ -204,7 +205,7 @@ def one_session(args: argparse.Namespace, tree: Path) -> dict:
     migrate.upgrade(engine)
     proc = start_worker(tree, env, tmp / "worker.log")
     try:
-        warm = [submit(engine, "mnist", 1, 0, args.dtype)[0] for _ in range(2)]
+        warm = [] if args.cold else [submit(engine, "mnist", 1, 0, args.dtype)[0] for _ in "ab"]
         deadline = time.monotonic() + args.timeout
         while not done(engine, warm):
             if time.monotonic() > deadline:
@@ -223,11 +224,14 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--cold", action="store_true", help="no warm-up: the pair loads the data (builds the cache)"
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per phase at most")
     args = ap.parse_args()
     tree = Path(args.tree).resolve()
     sessions = []
-    print(f"tree {tree}  dtype {args.dtype}  iterations {args.iters}")
+    print(f"tree {tree}  dtype {args.dtype}  iterations {args.iters}  cold {args.cold}")
     print(f"{'session':>7} {'process':>9} {'peak USS MB':>12} {'peak PSS MB':>12}")
     for i in range(args.repeats):
         got = one_session(args, tree)
@@ -243,6 +247,7 @@ def main() -> None:
         "dtype": args.dtype,
         "iterations": args.iters,
         "repeats": args.repeats,
+        "cold": args.cold,
         "training_processes": [len(s["training"]) for s in sessions],
         "peak_uss_mb_median": round(statistics.median(per_uss), 1) if per_uss else None,
         "peak_pss_mb_median": round(statistics.median(per_pss), 1) if per_pss else None,
