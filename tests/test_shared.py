@@ -182,3 +182,15 @@ def test_evaluate_reads_mapped_pixels_as_it_reads_floats(source, tmp_path):
     on_pixels = evaluate.evaluate(state, mapped.x_test, mapped.y_test)
     on_floats = evaluate.evaluate(state, floats.x_test, floats.y_test)
     assert np.array_equal(on_pixels.confusion, on_floats.confusion)
+
+
+def test_entries_of_sources_that_are_gone_are_removed_by_the_next_build(source, tmp_path):
+    cache = tmp_path / "cache"
+    shared.open_split(source, DEV, 0, cache)
+    gone = entry(cache)
+    other = tmp_path / "other.npz"
+    other.write_bytes(source.read_bytes())
+    source.unlink()
+    shared.open_split(other, DEV, 0, cache)
+    assert not any(path.exists() for path in gone.values())
+    assert len(list(cache.glob("*.npy"))) == 4  # the new entry only

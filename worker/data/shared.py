@@ -129,7 +129,8 @@ def _build(base: Path, source: Path, seed: int, cache_dir: Path) -> dict[str, np
     if ds.x_test is not None:
         arrays |= {"x_test": ds.x_test, "y_test": ds.y_test}
     try:
-        _write(base, _stamp(source), seed, arrays, order)
+        _write(base, source, seed, arrays, order)
+        _prune(cache_dir)
     except (OSError, DataError) as e:
         warnings.warn(f"could not cache {source} in {cache_dir}: {e}", stacklevel=3)
         return arrays | {"x_train": ds.x_train[order], "y_train": ds.y_train[order]}
@@ -140,12 +141,13 @@ def _build(base: Path, source: Path, seed: int, cache_dir: Path) -> dict[str, np
 
 
 def _write(
-    base: Path, stamp: list[list], seed: int, arrays: dict[str, np.ndarray], order: np.ndarray
+    base: Path, source: Path, seed: int, arrays: dict[str, np.ndarray], order: np.ndarray
 ) -> None:
     """Each array as a plain .npy (the train pair in `order`, copied a chunk at a time), then
     the sidecar that vouches for them."""
     where = paths(base)
-    meta: dict = {"version": VERSION, "stamp": stamp, "seed": seed, "arrays": {}}
+    meta: dict = {"version": VERSION, "source": str(source.resolve()), "seed": seed}
+    meta |= {"stamp": _stamp(source), "arrays": {}}
     for name, values in arrays.items():
         with files.replacing(where[name]) as f:
             rows = order if name in ("x_train", "y_train") else np.arange(len(values))
@@ -160,6 +162,21 @@ def _write(
             digest = hashlib.file_digest(f, "sha256").hexdigest()  # of the bytes renamed in
         meta["arrays"][name] = {"bytes": size, "sha256": digest}
     files.write_bytes(where["sidecar"], json.dumps(meta, indent=1).encode())
+
+
+def _prune(cache_dir: Path) -> None:
+    """Remove the entries whose source is gone, so datasets that were moved or deleted (or a
+    test's temporary ones) do not pile up; a process that maps one keeps reading it."""
+    for sidecar in cache_dir.glob("*.json"):
+        try:
+            source = json.loads(sidecar.read_text()).get("source")
+        except (OSError, ValueError, AttributeError):
+            continue  # not ours, or being replaced: leave it
+        if not isinstance(source, str) or Path(source).exists():
+            continue
+        base = sidecar.with_suffix("")
+        for path in [*paths(base).values(), base.with_name(base.name + ".lock")]:
+            path.unlink(missing_ok=True)  # the sidecar first: no one trusts a half-removed entry
 
 
 def _sha256(path: Path) -> str:
