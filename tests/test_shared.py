@@ -3,6 +3,8 @@ training on it gives the same bits as training on mnist.split's floats."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -194,3 +196,19 @@ def test_entries_of_sources_that_are_gone_are_removed_by_the_next_build(source, 
     shared.open_split(other, DEV, 0, cache)
     assert not any(path.exists() for path in gone.values())
     assert len(list(cache.glob("*.npy"))) == 4  # the new entry only
+
+
+def test_labels_out_of_range_are_never_trusted_even_with_a_matching_sidecar(source, tmp_path):
+    cache = tmp_path / "cache"
+    shared.open_split(source, DEV, 0, cache)
+    where = entry(cache)
+    y = np.load(where["y_train"], allow_pickle=False)
+    y[5] = 200  # the kernel would read outside its arrays
+    with open(where["y_train"], "wb") as f:
+        np.save(f, y, allow_pickle=False)
+    meta = json.loads(where["sidecar"].read_text())  # and the sidecar made to vouch for it
+    data = where["y_train"].read_bytes()
+    meta["arrays"]["y_train"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    where["sidecar"].write_text(json.dumps(meta))
+    split = shared.open_split(source, DEV, 0, cache)
+    assert split.y_train.max() <= 9 and split.y_dev.max() <= 9

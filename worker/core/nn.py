@@ -207,7 +207,7 @@ def forward(
 
     With `cols`, X (m, k) holds only those input columns, and W1 is read at them."""
     acts: list[np.ndarray] = []
-    A = floats(X, arch.np_dtype).T  # (784, m) view of the rows
+    A = floats(X, arch.np_dtype).T  # (784, m) view of the (float, or scaled pixel) rows
     n_layers = len(arch.sizes) - 1
     for i in range(n_layers):
         W, b = params[2 * i], params[2 * i + 1]

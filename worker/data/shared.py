@@ -109,13 +109,16 @@ def _mapped(base: Path, stamp: list[list], seed: int) -> dict[str, np.ndarray] |
 
 
 def _well_formed(arrays: dict[str, np.ndarray]) -> bool:
-    """The shapes and dtypes the split expects: (N, 784) uint8 pixels, (N,) uint8 labels."""
+    """The shapes and dtypes the split expects: (N, 784) uint8 pixels, (N,) uint8 labels 0..9
+    (the compiled kernel indexes by label without bounds checks, so a file never decides it)."""
     pairs = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in arrays else [])
     for x_name, y_name in pairs:
         x, y = arrays.get(x_name), arrays.get(y_name)
         if x is None or y is None or x.dtype != np.uint8 or y.dtype != np.uint8:
             return False
         if x.ndim != 2 or x.shape[1] != checks.PIXELS or y.shape != x.shape[:1]:
+            return False
+        if len(y) and y.max() > 9:
             return False
     return True
 
