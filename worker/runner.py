@@ -271,12 +271,9 @@ def _train_held(
 ) -> SliceResult:
     """Load, resume and train while `job` keeps the lease; then hand the stage on."""
     settings = job.settings
+    # uint8 pixels mapped from the host's cache: one copy per host, scaled a block at a time
     split = runspec.load_split(
-        run.config.dataset,
-        run.config.dev_size,
-        run.config.dtype,
-        settings.data_dir,
-        settings.cache_dir,
+        run.config.dataset, run.config.dev_size, "uint8", settings.data_dir, settings.cache_dir
     )
     state = _resume(job, run, position, plan, base)
     on_point = _point_taker(job, run, ends={end for _, end, _, _ in plan}, begin=state.iteration)

@@ -90,6 +90,12 @@ def resolve_dataset(dataset: str, data_dir: Path) -> Path:
 def load_split(
     dataset: str, dev_size: int, dtype: str, data_dir: Path, cache_dir: Path
 ) -> mnist.Split:
-    """The run's train/dev arrays, parsed once per process (a worker serves many slices)."""
-    raw = mnist.load(resolve_dataset(dataset, data_dir), cache_dir=cache_dir)
+    """The run's train/dev arrays, parsed once per process (a worker serves many slices);
+    dtype "uint8" maps the pixels from the host's shared cache, as training reads them."""
+    source = resolve_dataset(dataset, data_dir)
+    if dtype == "uint8":
+        from worker.data import shared  # only training processes map the cache
+
+        return shared.open_split(source, dev_size, DEV_SPLIT_SEED, cache_dir)
+    raw = mnist.load(source, cache_dir=cache_dir)
     return mnist.split(raw, dev_size=dev_size, seed=DEV_SPLIT_SEED, dtype=dtype)

@@ -6,6 +6,7 @@ that database (worker.queues), so only workers of that database receive it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -193,6 +194,16 @@ def _warm_kernel(**_: object) -> None:
         kernel.warm_up()
     except Exception as e:  # training still works: each process then compiles on first use
         log.warning("kernel warm-up failed (%s: %s); compiling on first use", type(e).__name__, e)
+
+
+@signals.worker_before_create_process.connect
+def _freeze_objects(**_: object) -> None:
+    """Just before the main process forks a pool process: put its objects out of the garbage
+    collector's reach, or each child's first full collection writes to every page holding one
+    and copies them (~50 MB, bench/memory.py) out of the heap it shares with the main process.
+    Cyclic garbage alive at that instant stays in the main process; it forks at start and when
+    a pool process dies, so that is bounded."""
+    gc.freeze()
 
 
 @signals.worker_process_init.connect

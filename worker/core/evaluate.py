@@ -27,8 +27,10 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10
 
 
 def evaluate(state: State, X: np.ndarray, y: np.ndarray) -> Report:
-    """Accuracy, per-class accuracy and confusion matrix of `state` on (X, y)."""
-    pred = nn.predict(state.params, state.arch, X.astype(state.arch.np_dtype, copy=False))
+    """Accuracy, per-class accuracy and confusion matrix of `state` on (X, y); X may be floats
+    in [0, 1] or uint8 pixels (scaled a block at a time, as training reads them)."""
+    x = X if X.dtype == np.uint8 else X.astype(state.arch.np_dtype, copy=False)  # (m, 784)
+    pred = nn.predict(state.params, state.arch, x)
     cm = confusion_matrix(y, pred, state.arch.n_out)
     totals = cm.sum(axis=1)
     per_class = [float(cm[k, k] / t) if t else float("nan") for k, t in enumerate(totals)]

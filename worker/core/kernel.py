@@ -52,8 +52,10 @@ class Batch:
 
 
 def _as_pixels(x: np.ndarray) -> np.ndarray | None:
-    """x as uint8 pixels if every value is exactly pixel / 255 in x's dtype (as mnist.split
-    makes them), else None."""
+    """x as uint8 pixels if it holds them or every value is exactly pixel / 255 in x's dtype (as
+    mnist.split makes them), else None."""
+    if x.dtype == np.uint8:
+        return x
     if x.size and not (x.min() >= 0 and x.max() <= 1):
         return None
     u = np.rint(x * x.dtype.type(255)).astype(np.uint8)

@@ -136,9 +136,17 @@ def softmax(Z: np.ndarray) -> np.ndarray:
 class Block:
     """Some rows of a batch, possibly restricted to the input columns that are non-zero in them."""
 
-    x: np.ndarray  # (b, k) the rows' pixels in columns `cols`
+    x: np.ndarray  # (b, k) the rows in columns `cols`: floats, or uint8 pixels (see floats)
     y: np.ndarray  # (b,) their labels
     cols: np.ndarray | None = None  # (k,) which of the n_in inputs x holds; None = all, in order
+
+
+def floats(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Rows as the network reads them: uint8 pixels become pixel / 255 in `dtype`, as
+    mnist.split scales them, one block at a time, so no float copy of a dataset is kept."""
+    if x.dtype == np.uint8:
+        return x / dtype.type(255)  # (b, k) uint8 -> (b, k) in [0, 1], the same bits as split's
+    return x
 
 
 def rows(X: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS) -> list[Block]:
@@ -152,6 +160,12 @@ def ink_order(ink: np.ndarray) -> np.ndarray:
     """Row order that groups images by where their ink (non-zero pixels) is: top row, then left
     and right column. A row of n = side * side pixels is read as a square image, any other as a
     line."""
+    top, left, right = ink_keys(ink)
+    return np.lexsort((right, left, top))  # stable: equal keys keep their order
+
+
+def ink_keys(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's top ink row, left and right ink column (m,) each: ink_order's sort keys."""
     n = ink.shape[1]
     side = math.isqrt(n)
     width = side if side * side == n else n
@@ -160,7 +174,7 @@ def ink_order(ink: np.ndarray) -> np.ndarray:
     top = by_row.argmax(axis=1)
     left = by_col.argmax(axis=1)
     right = width - 1 - by_col[:, ::-1].argmax(axis=1)
-    return np.lexsort((right, left, top))  # stable: equal keys keep their order
+    return top, left, right
 
 
 def pack(X: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS) -> list[Block]:
@@ -169,14 +183,20 @@ def pack(X: np.ndarray, y: np.ndarray, block_rows: int = BLOCK_ROWS) -> list[Blo
     The full-batch gradient is a sum over rows, so the rows' order is free: grouped by ink,
     blocks of 1,024 MNIST digits have ink in about 380 of the 784 pixels, and a column that is
     zero in every row of a block adds exactly zero: half the FLOPs, the same maths. Costs a
-    copy of about half of X, made once per train() call (~0.2 s for MNIST)."""
-    ink = X != 0  # (m, n)
-    order = ink_order(ink)
+    copy of about half of X in X's dtype (uint8 pixels: 22 MB for MNIST), made once per train()
+    call (~0.2 s); X itself is only read a block at a time, so it may be memory-mapped."""
+    starts = range(0, len(X), block_rows)
+    if not starts:
+        return []
+    keys = [ink_keys(X[s : s + block_rows] != 0) for s in starts]  # ink (b, n) a block at a time
+    top, left, right = (np.concatenate(k) for k in zip(*keys, strict=True))  # (m,) each
+    order = np.lexsort((right, left, top))  # as ink_order(X != 0)
     blocks = []
-    for s in range(0, len(X), block_rows):
+    for s in starts:
         take = order[s : s + block_rows]  # (b,)
-        cols = np.flatnonzero(ink[take].any(axis=0))  # (k,)
-        blocks.append(Block(X.take(take, axis=0).take(cols, axis=1), y[take], cols))
+        x = X.take(take, axis=0)  # (b, n)
+        cols = np.flatnonzero((x != 0).any(axis=0))  # (k,)
+        blocks.append(Block(x.take(cols, axis=1), y[take], cols))
     return blocks
 
 
@@ -187,7 +207,7 @@ def forward(
 
     With `cols`, X (m, k) holds only those input columns, and W1 is read at them."""
     acts: list[np.ndarray] = []
-    A = X.T  # (784, m) view of the rows
+    A = floats(X, arch.np_dtype).T  # (784, m) view of the (float, or scaled pixel) rows
     n_layers = len(arch.sizes) - 1
     for i in range(n_layers):
         W, b = params[2 * i], params[2 * i + 1]
@@ -229,7 +249,8 @@ def block_gradients(
     """One block's share of the gradient (dW1 only at the block's columns), and its stats if
     `measure`: argmax and log cost ~1.6 ms a full-batch step, so only at curve points."""
     n_layers = len(arch.sizes) - 1
-    acts = forward(params, arch, block.x, block.cols)
+    x = floats(block.x, arch.np_dtype)  # (b, k)
+    acts = forward(params, arch, x, block.cols)
     P = acts[-1]  # (10, b) softmax
     stats = BatchStats()
     if measure:
@@ -239,7 +260,7 @@ def block_gradients(
     dZ *= inv_m
     grads: list[np.ndarray] = [np.empty(0)] * len(params)
     for i in range(n_layers - 1, -1, -1):
-        A_prev_rows = acts[i - 1].T if i > 0 else block.x  # (b, n_in)
+        A_prev_rows = acts[i - 1].T if i > 0 else x  # (b, n_in)
         grads[2 * i] = dZ @ A_prev_rows  # (n_out, b) @ (b, n_in) -> (n_out, n_in)
         grads[2 * i + 1] = dZ.sum(axis=1)  # (n_out,) one bias gradient per unit
         if i > 0:

@@ -33,9 +33,11 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
-    """Train/dev/test arrays ready for the network: pixels scaled to [0, 1] in the asked dtype."""
+    """Train/dev/test arrays ready for the network: pixels scaled to [0, 1] in the asked dtype,
+    or, from shared.open_split, uint8 pixels mapped from the host's cache (the network scales
+    them a block at a time)."""
 
-    x_train: np.ndarray  # (N - dev, 784) float32 or float64 in [0, 1]
+    x_train: np.ndarray  # (N - dev, 784) float32 or float64 in [0, 1], or uint8 0..255
     y_train: np.ndarray  # (N - dev,) int64
     x_dev: np.ndarray  # (dev, 784) same dtype as x_train
     y_dev: np.ndarray  # (dev,) int64
@@ -74,13 +76,8 @@ def split(ds: Dataset, *, dev_size: int = 1000, seed: int = 0, dtype: str = "flo
         raise WorkerInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     scale = kind.type(255)  # same dtype as the result, so float32 never passes through float64
     n = len(ds.y_train)
-    if isinstance(dev_size, bool) or not isinstance(dev_size, int | np.integer):
-        raise WorkerInputError(f"dev_size must be a whole number of rows, got {dev_size!r}")
-    if not 0 <= dev_size < n:
-        raise WorkerInputError(
-            f"dev_size must be from 0 to {n - 1} (there are {n} rows), got {dev_size}"
-        )
-    order = np.random.default_rng(seed).permutation(n)  # (N,)
+    check_dev_size(dev_size, n)
+    order = dev_order(n, seed)  # (N,)
     dev, train = order[:dev_size], order[dev_size:]
     return Split(
         x_train=ds.x_train[train] / scale,  # (N - dev, 784) uint8 -> float in [0, 1]
@@ -90,6 +87,21 @@ def split(ds: Dataset, *, dev_size: int = 1000, seed: int = 0, dtype: str = "flo
         x_test=None if ds.x_test is None else ds.x_test / scale,  # (M, 784)
         y_test=None if ds.y_test is None else ds.y_test.astype(np.int64),
     )
+
+
+def check_dev_size(dev_size: int, n: int) -> None:
+    """Refuse a dev size that leaves no training rows, saying what would fit."""
+    if isinstance(dev_size, bool) or not isinstance(dev_size, int | np.integer):
+        raise WorkerInputError(f"dev_size must be a whole number of rows, got {dev_size!r}")
+    if not 0 <= dev_size < n:
+        raise WorkerInputError(
+            f"dev_size must be from 0 to {n - 1} (there are {n} rows), got {dev_size}"
+        )
+
+
+def dev_order(n: int, seed: int) -> np.ndarray:
+    """The split's row order (N,): its first dev_size rows are the dev set, the rest train."""
+    return np.random.default_rng(seed).permutation(n)
 
 
 def find(data_dir: str | os.PathLike) -> Path | None:
