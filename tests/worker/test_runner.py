@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import shutil
+import tempfile
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from helpers_worker import new_run, stage_ids
@@ -20,7 +24,10 @@ from worker import runner, runspec
 from worker.core import nn
 from worker.settings import Settings
 
-FAST = Settings(heartbeat_seconds=0.05, lease_grace=0.5, slice_seconds=300)
+# its own cache of decoded data, never the caller's ~/.cache/gradq (removed at exit)
+CACHE = Path(tempfile.mkdtemp(prefix="gradq-test-cache-"))
+atexit.register(shutil.rmtree, CACHE, True)
+FAST = Settings(heartbeat_seconds=0.05, lease_grace=0.5, slice_seconds=300, cache_dir=CACHE)
 
 
 @pytest.fixture
