@@ -15,8 +15,6 @@ from control.errors import ControlError
 from control.output import cell, console, curve, pct, print_json, table
 from control.service.reading import CURVE
 from control.watch import follow
-from storage import metrics, runs, stages
-from storage.db import session_scope
 from worker.data import files
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -57,22 +55,21 @@ def show(run: RunArg, as_json: Json = False) -> None:
     Example: gradq show 3
     """
     parse.ident(run, "run")
-    engine = context.service().engine()
-    d = describe.run_dict(engine, run)
-    d["waiting"] = workers.waiting_note(engine, run, context.service().settings)
+    svc = context.service()
+    d = svc.run(run)
+    d["waiting"] = workers.waiting_note(svc.engine(), run, svc.settings)
     if as_json:
         print_json(d)
         return
     out = console()
     _print_run(out, d)
     _print_stages(d["stages"])
-    with session_scope(engine, readonly=True) as s:
-        points = metrics.metrics_of(s, run)
+    points = svc.metrics(run)
     starts = [x["start_iteration"] for x in d["stages"][1:] if x["start_iteration"] is not None]
     out.print(
         curve(
-            [p.iteration for p in points],
-            {"train": [p.train_acc for p in points], "dev": [p.dev_acc for p in points]},
+            [p["iteration"] for p in points],
+            {"train": [p["train_acc"] for p in points], "dev": [p["dev_acc"] for p in points]},
             boundaries=starts,
         )
     )
@@ -184,9 +181,9 @@ def watch(run: RunArg) -> None:
     Example: gradq watch 3
     """
     parse.ident(run, "run")
-    engine = context.service().engine()
-    with session_scope(engine, readonly=True) as s:
-        runs.get_run(s, run)
+    svc = context.service()
+    svc.run(run)  # a missing run is NotFound before anything is drawn
+    engine = svc.engine()
     try:
         follow(engine, run)
     except KeyboardInterrupt:
@@ -213,31 +210,30 @@ def plot(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ControlError("plotting needs matplotlib: pip install 'gradq[plot]'") from None
-    engine = context.service().engine()
+    svc = context.service()
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in run:
         parse.ident(r, "run")
-        with session_scope(engine, readonly=True) as s:
-            name = runs.get_run(s, r).name
-            points = metrics.metrics_of(s, r)
-            st = stages.stages_of(s, r)
-        xs = [p.iteration for p in points]
-        (line,) = ax.plot(xs, [p.dev_acc for p in points], label=f"run {r} dev ({name})")
+        d, points = svc.run(r), svc.metrics(r)
+        xs = [p["iteration"] for p in points]
+        dev = [p["dev_acc"] for p in points]
+        (line,) = ax.plot(xs, dev, label=f"run {r} dev ({d['name']})")
         ax.plot(
             xs,
-            [p.train_acc for p in points],
+            [p["train_acc"] for p in points],
             "--",
             color=line.get_color(),
             alpha=0.6,
             label=f"run {r} train",
         )
-        for x in st:
-            if x.start_iteration is not None:
-                ax.axvline(x.start_iteration, color=line.get_color(), alpha=0.3, linestyle=":")
+        for x in d["stages"]:
+            if x["start_iteration"] is not None:
+                at = x["start_iteration"]
+                ax.axvline(at, color=line.get_color(), alpha=0.3, linestyle=":")
                 ax.text(  # each stage's lr and shape, along its start line
-                    x.start_iteration,
+                    at,
                     0.02,
-                    describe.lr_cell(x.lr, x.shape),
+                    describe.lr_cell(x["lr"], x["shape"]),
                     rotation=90,
                     fontsize=7,
                     transform=ax.get_xaxis_transform(),

@@ -234,7 +234,8 @@ def test_a_bare_value_or_os_error_is_a_bug_not_a_user_mistake(home, monkeypatch,
 
 def test_no_caller_variable_reaches_a_test():
     """Run the suite with e.g. GRADQ_HOME, GRADQ_QUEUE and GRADQ_DATABASE_URL set: none is seen."""
-    assert caller_variables(os.environ) == []
+    assert caller_variables(os.environ) == ["GRADQ_CACHE_DIR"]  # the suite's own, set per test
+    assert "gradq-cache" in os.environ["GRADQ_CACHE_DIR"]  # not the caller's (CI sets one)
     assert os.environ["XDG_DATA_HOME"].endswith("xdg-data")
 
 
