@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Annotated
 
 import typer
 
-from control import context, describe, learning, options, parse
+from control import context, describe, learning, options, parse, sweeps
 from control.errors import RunRefusedError, UserInputError
 from control.output import print_json, table
 from control.service import Service
@@ -183,7 +182,9 @@ def fork(
 
 
 def sweep(
-    lr: Annotated[str, typer.Option(help="Learning rates, comma-separated.")] = "0.5,1.0",
+    lr: Annotated[
+        str, typer.Option(help="Learning rates: 0.1,0.5 (a list) or 0.005..0.2:log (a range).")
+    ] = "0.5,1.0",
     iters: Annotated[int, typer.Option(help="Iterations per run.", min=1)] = 500,
     act: Annotated[
         list[str] | None, typer.Option(help="Activations, repeatable: one value per grid point.")
@@ -191,35 +192,59 @@ def sweep(
     hidden: Annotated[
         list[str] | None, typer.Option(help="Hidden widths, repeatable (e.g. 10,10).")
     ] = None,
-    seed: Annotated[str, typer.Option(help="Seeds, comma-separated.")] = "0",
+    seed: Annotated[
+        str, typer.Option(help="Seeds, comma-separated; with --random, one: the sampler's too.")
+    ] = "0",
+    random: Annotated[
+        int | None,
+        typer.Option(help="Sample N runs from the lists and ranges instead of the grid."),
+    ] = None,
+    batch_size: Annotated[
+        str | None, typer.Option(help="Mini-batch sizes: 32,64 or 16..256:log; omit: full batch.")
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="Optimizers, e.g. momentum,nesterov,adam.")
+    ] = "sgd",
+    momentum: Annotated[str, typer.Option(help="Momentums: 0.9,0.95 or 0.8..0.99.")] = "0.9",
+    weight_decay: Annotated[str, typer.Option(help="L2: 0,1e-4 or 1e-5..1e-3:log.")] = "0",
     init: options.Init = None,
     dtype: options.Dtype = "float32",
-    batch_size: options.BatchSize = None,
     eval_every: options.EvalEvery = 50,
     snapshot_every: options.SnapshotEvery = None,
     data: options.Data = "mnist",
     dev_size: options.DevSize = 1000,
-    optimizer: options.Optimizer = "sgd",
-    momentum: options.Momentum = 0.9,
     betas: options.Betas = "0.9,0.999",
     eps: options.Eps = 1e-8,
-    weight_decay: options.WeightDecay = 0.0,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
     local: Local = False,
     as_json: Json = False,
 ) -> None:
-    """Queue a grid of runs (every combination) and compare them when they end.
+    """Queue runs over a grid of settings (every combination), or --random N of them sampled
+    from lists and ranges, and compare them when they end.
 
     Example: gradq sweep --lr 0.1,0.5,1.0 --act relu,relu --act sigmoid,relu --iters 500
+
+    Example: gradq sweep --random 20 --seed 7 --lr 0.005..0.2:log --batch-size 32,64,128
+    --optimizer momentum,nesterov,adam --iters 3000
     """
-    grid = _grid(lr, seed, hidden or ["10,10"], act or [None])
-    base = options.typed(locals(), but=("seed",))  # a seed per grid point
-    configs = [(options.config(h, a, seed=s, **base), rate) for h, a, rate, s in grid]
+    typed = dict(locals())
+    axes = _axes(typed)
+    base = {key: typed[key] for key in ("init", "dtype", "eval_every", "snapshot_every")}
+    base |= {"dataset": data, "dev_size": dev_size}
+    points = sweeps.points(axes, random, _seed(seed) if random is not None else 0)
+    varied = [name for name, a in axes.items() if len(a.values) != 1 and name in TAIL]
+    configs = [(_point_config(p, base, betas, eps), p) for p in points]
     svc = context.service()
-    run_ids = [
-        svc.train(c, [learning.StageSpec(r, iters, None, "")], _name(c, r), send=not local).run_id
-        for c, r in configs
-    ]
+    run_ids = []
+    for config, p in configs:
+        stage = learning.StageSpec(p["lr"], iters, None, "")
+        name = _name(config, p, varied)
+        run_ids.append(svc.train(config, [stage], name, send=not local).run_id)
+    _after_sweep(svc, run_ids, wait=wait, local=local, as_json=as_json)
+
+
+def _after_sweep(svc: Service, run_ids: list[int], *, wait: bool, local: bool, as_json: bool):
+    """Train the runs here, or say where they went and wait; then compare them."""
     engine = svc.engine()
     if local:
         _train_here(svc, run_ids)
@@ -234,25 +259,67 @@ def sweep(
         table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)
 
 
-def _name(config: RunConfig, lr: float) -> str:
-    """'sweep lr=0.5 relu,relu 10,10 seed=0'."""
-    hidden, acts = config.label().split(" ")
-    return f"sweep lr={lr:g} {acts} {hidden} seed={config.seed}"
+# swept settings shown after the seed in a run's name, when they vary: (name, label)
+TAIL = {"optimizer": "", "batch_size": "bs=", "momentum": "m=", "weight_decay": "wd="}
 
 
-GridPoint = tuple[str, str | None, float, int]  # (hidden, acts, lr, seed)
+def _axes(typed: dict) -> dict[str, sweeps.Axis]:
+    """The sweep's axes from the options as typed (lists, or ranges for --random)."""
+    grid_seeds = typed["random"] is None
+    return {
+        "lr": sweeps.axis(typed["lr"], "--lr", lambda t: parse.learning_rate(t, "--lr")),
+        "hidden": sweeps.Axis("--hidden", tuple(typed["hidden"] or ["10,10"])),
+        "act": sweeps.Axis("--act", tuple(typed["act"] or [None])),
+        "seed": sweeps.axis(typed["seed"], "--seed", _seed) if grid_seeds else _one_seed(typed),
+        "batch_size": _batch_axis(typed["batch_size"]),
+        "optimizer": sweeps.axis(typed["optimizer"], "--optimizer", str.lower),
+        "momentum": sweeps.axis(typed["momentum"], "--momentum", _number("--momentum")),
+        "weight_decay": sweeps.axis(
+            typed["weight_decay"], "--weight-decay", _number("--weight-decay")
+        ),
+    }
 
 
-def _grid(lr: str, seed: str, hidden: list[str], act: list[str | None]) -> list[GridPoint]:
-    """Every combination of the sweep's options, refused before anything is stored if too many."""
-    lrs = parse.lr_list(lr)
-    seeds = parse.int_list(seed, "seeds", "--seed")
-    if any(not 0 <= s <= options.MAX_INT for s in seeds):
+def _one_seed(typed: dict) -> sweeps.Axis:
+    return sweeps.Axis("--seed", (_seed(typed["seed"]),))
+
+
+def _batch_axis(text: str | None) -> sweeps.Axis:
+    if text is None:
+        return sweeps.Axis("--batch-size", (None,))
+    return sweeps.axis(text, "--batch-size", _number("--batch-size", int), whole=True)
+
+
+def _seed(text: str) -> int:
+    value = _number("--seed", int)(text)
+    if not 0 <= value <= options.MAX_INT:
         raise UserInputError(f"seeds must be 0..{options.MAX_INT}", "--seed")
-    grid = list(itertools.product(hidden, act, lrs, seeds))
-    if len(grid) > 500:
-        raise UserInputError(f"{len(grid)} runs is too many for one sweep (at most 500)")
-    return grid
+    return value
+
+
+def _number(option: str, kind: type = float):
+    def convert(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise UserInputError(f"{text!r} is not a number", option) from None
+
+    return convert
+
+
+def _point_config(p: dict, base: dict, betas: str, eps: float) -> RunConfig:
+    """One sweep point as a RunConfig (checked: a bad value is refused before anything runs)."""
+    rule = options.rule(p["optimizer"], p["momentum"], betas, eps, p["weight_decay"])
+    widths = {"batch_size": p["batch_size"], "seed": p["seed"], "optimizer": rule}
+    return options.config(p["hidden"], p["act"], **base, **widths)
+
+
+def _name(config: RunConfig, p: dict, varied: list[str]) -> str:
+    """'sweep lr=0.5 relu,relu 10,10 seed=0', then what else varies: 'nesterov bs=64'."""
+    hidden, acts = config.label().split(" ")
+    name = f"sweep lr={p['lr']:.4g} {acts} {hidden} seed={config.seed}"
+    tail = [f"{TAIL[k]}{p[k]:.4g}" if TAIL[k] else str(p[k]) for k in varied]
+    return " ".join([name, *tail])
 
 
 def _train_here(svc: Service, run_ids: list[int]) -> None:

@@ -3,7 +3,8 @@
 "use strict";
 
 const sweeps = (() => {
-  const NAME = /^sweep lr=(\S+) (\S+) (\S+) seed=(\S+)$/;
+  // what else a sweep varies follows the seed: "... seed=0 nesterov bs=64" (a row each)
+  const NAME = /^sweep lr=(\S+) (\S+) (\S+) seed=(\S+)(?: (.+))?$/;
 
   // A sweep is a block of consecutive sweep runs; a repeated grid point starts the next one.
   function group(rows) {
@@ -12,7 +13,7 @@ const sweeps = (() => {
     for (const r of rows.slice().sort((a, b) => a.id - b.id)) {
       if (!r.name.startsWith("sweep ")) { current = null; continue; }
       const m = NAME.exec(r.name);
-      const point = m ? { lr: m[1], row: `${m[2]} ${m[3]} seed=${m[4]}` } : { lr: "", row: r.name.slice(6) };
+      const point = m ? { lr: m[1], row: `${m[2]} ${m[3]} seed=${m[4]}${m[5] ? " " + m[5] : ""}` } : { lr: "", row: r.name.slice(6) };
       const key = point.row + "\n" + point.lr;
       if (!current || current.cells.has(key)) {
         current = { cells: new Map(), runs: [] };
