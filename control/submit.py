@@ -185,7 +185,13 @@ def sweep(
     lr: Annotated[
         str, typer.Option(help="Learning rates: 0.1,0.5 (a list) or 0.005..0.2:log (a range).")
     ] = "0.5,1.0",
-    iters: Annotated[int, typer.Option(help="Iterations per run.", min=1)] = 500,
+    iters: Annotated[
+        str,
+        typer.Option(
+            help="Each run's stage: ITERS, or epochs as 30e, and an optional @SHAPE "
+            "(e.g. 30e@cosine), as --stage takes them after LR:."
+        ),
+    ] = "500",
     act: Annotated[
         list[str] | None, typer.Option(help="Activations, repeatable: one value per grid point.")
     ] = None,
@@ -236,8 +242,9 @@ def sweep(
     configs = [(_point_config(p, base, betas, eps), p) for p in points]
     svc = context.service()
     run_ids = []
+    learning.stage(f"1:{iters}")  # the length and shape are checked before anything is stored
     for config, p in configs:
-        stage = learning.StageSpec(p["lr"], iters, None, "")
+        stage = learning.stage(f"{p['lr']!r}:{iters}")
         name = _name(config, p, varied)
         run_ids.append(svc.train(config, [stage], name, send=not local).run_id)
     _after_sweep(svc, run_ids, wait=wait, local=local, as_json=as_json)

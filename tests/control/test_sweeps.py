@@ -74,3 +74,15 @@ def test_a_random_sweep_through_the_cli_is_repeatable(home, small_mnist):
     ranged = gradq("sweep", "--lr", "0.01..0.2:log", "--data", small_mnist, "--local")
     assert_one_line_error(ranged, 2, "--lr", "needs --random")
     assert run_count() == 6
+
+
+def test_a_sweep_stage_can_count_epochs_and_take_a_shape(home, small_mnist):
+    args = ["sweep", "--lr", "0.05", "--batch-size", "500", "--iters", "2e@cosine"]
+    result = gradq(*args, "--data", small_mnist, "--dev-size", "500", "--local", "--json")
+    assert result.exit_code == 0, result.stderr
+    (run,) = json.loads(result.stdout)
+    stage = run["stages"][0]
+    assert (stage["iterations"], stage["shape"]) == (10, "cosine")  # 2 epochs of 2,500 / 500
+    bad = gradq("sweep", "--iters", "2e@wobble", "--data", small_mnist, "--local")
+    assert_one_line_error(bad, 2, "unknown stage shape")
+    assert run_count() == 1
