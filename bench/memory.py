@@ -115,22 +115,16 @@ def stop_worker(proc: subprocess.Popen) -> None:
 
 def submit(engine, dataset: str, iters: int, seed: int, dtype: str) -> tuple[int, int]:
     """A full-batch run of the default net on the private queue, its one stage sent."""
-    from worker import tasks
+    from worker import runspec, tasks
+    from worker.core.config import RunConfig
 
     with session_scope(engine) as s:
         run_id = runs.create_run(
             s,
             name="memory",
-            hidden_sizes=[10, 10],
-            activations=["relu", "relu"],
-            init="uniform",
-            dtype=dtype,
-            seed=seed,
-            dataset=dataset,
-            dev_size=1000,
-            eval_every=50,
-            snapshot_every=100,
-            batch_size=None,
+            config=runspec.columns(
+                RunConfig(dtype=dtype, seed=seed, dataset=dataset, snapshot_every=100)
+            ),
             stages=[(0.5, iters)],
             queue=os.environ["GRADQ_QUEUE"],
         )
