@@ -22,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient
 
+from control.service import Service
 from control.web.app import build
 from control.web.security import Guard
 from storage.db import make_engine, normalize_url, redact_url, session_scope
 from storage.migrate import ensure_schema
 from storage.models import Metric, Run, Stage, StageStatus
+from worker.settings import settings_from_env
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 POLL_SECONDS = 2.0  # how often an open page asks again (common.js `poll`)
@@ -133,7 +135,8 @@ def main() -> None:
         start = time.perf_counter()
         busy = fill(engine, args.runs, args.points)
         filled = time.perf_counter() - start
-        client = TestClient(build(engine, Guard(loopback=True)), base_url="http://127.0.0.1")
+        service = Service(settings_from_env(), engine)
+        client = TestClient(build(service, Guard(loopback=True)), base_url="http://127.0.0.1")
         client.get("/api/runs")  # warm caches and pools once
         out = {
             "database": redact_url(url),
