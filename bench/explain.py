@@ -4,13 +4,13 @@ after the indexes of migration 0007.
     python bench/explain.py                 # 25,000 runs x 4 stages
     python bench/explain.py --runs 5000     # smaller, quicker
 
-Builds a scratch PostgreSQL schema at 0006 (the revision before the indexes), fills it in a few
-server-side statements (runs, stages, metric points and small snapshot rows in proportion: most
-runs finished, 4% training, 4% waiting, 2% failed), then calls each function exactly as the
-reaper and the dashboard do, records the SQL it sends, and runs `EXPLAIN (ANALYZE, BUFFERS)` on
-each statement in a transaction it rolls back. It upgrades to head, analyzes, and does it again.
-Prints per statement its plan's scans, time and buffers, before and after, as a table; the last
-line is one JSON object. Talks only to 127.0.0.1; bounded (one fill, two passes).
+Builds a scratch PostgreSQL schema at 0006 (the revision before the indexes), fills it
+(bench/history.py: most runs finished, 4% training, 4% waiting, 2% failed), then calls each
+function exactly as the reaper and the dashboard do, records the SQL it sends, and runs
+`EXPLAIN (ANALYZE, BUFFERS)` on each statement in a transaction it rolls back. It upgrades to
+head, analyzes, and does it again. Prints per statement its plan's scans, time and buffers,
+before and after, as a table; the last line is one JSON object. Talks only to 127.0.0.1;
+bounded (one fill, two passes).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from history import fill  # noqa: E402
 from scratch_db import drop_schema, new_database  # noqa: E402
 
 from control import describe  # noqa: E402
@@ -38,40 +39,6 @@ from storage.db import make_engine, session_scope  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 
 GRACE, PERIOD = 15.0, 5.0
-POINTS, SNAPSHOTS = 20, 2  # per run
-# Run kinds by id % 50: 0-1 training (stage 2 running), 2-3 waiting (stage 1 queued and ready),
-# 4 failed (stage 1 failed, the rest cancelled), else finished (4 stages succeeded).
-# Snapshot rows hold 1 byte: no query here reads a blob, and the fill stays quick.
-FILL = [
-    """INSERT INTO runs (id, name, hidden_sizes, activations, init, dtype, seed, dataset,
-         dev_size, eval_every, snapshot_every, queue)
-       SELECT g, 'run' || g, '10,10', 'relu,relu', 'he', 'float32', g, 'mnist', 1000, 10, 50,
-              CASE WHEN g % 7 = 0 THEN 'gpu' ELSE 'gradq' END
-       FROM generate_series(1, :runs) g""",
-    """INSERT INTO stages (run_id, position, lr, iterations, status, attempts, takeovers,
-         iterations_done, worker, heartbeat_at, started_at, finished_at, sent_at, updated_at)
-       SELECT r, p, 0.1, 1000,
-         CASE WHEN r % 50 IN (0, 1) THEN
-                CASE WHEN p = 1 THEN 'succeeded' WHEN p = 2 THEN 'running' ELSE 'queued' END
-              WHEN r % 50 IN (2, 3) THEN 'queued'
-              WHEN r % 50 = 4 THEN CASE WHEN p = 1 THEN 'failed' ELSE 'cancelled' END
-              ELSE 'succeeded' END,
-         1, CASE WHEN r % 500 = 0 THEN 6 ELSE 0 END, 500,
-         CASE WHEN r % 50 IN (0, 1) AND p = 2 THEN 'w' || (r % 40) END,
-         CASE WHEN r % 50 IN (0, 1) AND p = 2 THEN
-                now() - CASE WHEN r % 500 = 0 THEN interval '1 hour' ELSE interval '1 s' END
-         END,
-         now() - interval '2 days', now() - interval '1 day',
-         now() - CASE WHEN r % 100 = 2 THEN interval '1 hour' ELSE interval '1 minute' END,
-         now() - interval '10 minutes'
-       FROM generate_series(1, :runs) r, generate_series(1, 4) p""",
-    """INSERT INTO metrics (run_id, iteration, train_acc, dev_acc, loss, lr, wall)
-       SELECT r, 10 * i, 0.9, 0.9, 0.3, 0.1, i FROM generate_series(1, :runs) r,
-              generate_series(1, :points) i""",
-    """INSERT INTO snapshots (run_id, iteration, blob, sha256, size)
-       SELECT r, 50 * i, '\\x00'::bytea, repeat('0', 64), 1 FROM generate_series(1, :runs) r,
-              generate_series(1, :snapshots) i""",
-]
 
 
 def prune(session: Session) -> object:
@@ -180,14 +147,7 @@ def main() -> int:
     try:
         upgrade(engine, "0006")
         t0 = time.perf_counter()
-        with engine.begin() as conn:
-            for sql in FILL:
-                conn.execute(
-                    text(sql), {"runs": args.runs, "points": POINTS, "snapshots": SNAPSHOTS}
-                )
-            conn.execute(text("SELECT setval('runs_id_seq', :runs)"), {"runs": args.runs})
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
+        fill(engine, args.runs)
         fill_s = time.perf_counter() - t0
         before = explain_pass(engine)
         upgrade(engine)
