@@ -3,6 +3,8 @@
     python bench/fleet.py                          # PostgreSQL, N = 100, 300, 1000
     python bench/fleet.py --n 100,300,1000,3000 --seconds 30
     python bench/fleet.py --database sqlite --n 30,100
+    python bench/fleet.py --n 1000 --history 25000 --revision 0006   # 100k finished stages first,
+                                                                     # without 0007's indexes
 
 Each stage is held by a simulated worker doing exactly the storage calls a real one makes:
 claim, renew every `--renew` s, a curve point and a ~34 kB snapshot every `--point-every` s
@@ -34,6 +36,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from history import fill  # noqa: E402
 from scratch_db import drop_schema, new_database  # noqa: E402
 
 from storage import reaper, runs, stages  # noqa: E402
@@ -46,10 +49,13 @@ BLOB = os.urandom(34_000)  # a snapshot of the default network is about 34 kB
 POINT = {"train_acc": 0.9, "dev_acc": 0.9, "loss": 0.3, "lr": 0.5, "wall": 1.0}
 
 
-def make_stages(url: str, n: int) -> list[tuple[int, int]]:
-    """n one-stage runs on queue 'fleet'; their (run id, stage id)."""
+def make_stages(url: str, n: int, a: dict) -> list[tuple[int, int]]:
+    """The schema at `a['revision']`, `a['history']` finished runs (PostgreSQL), then n
+    one-stage runs on queue 'fleet'; their (run id, stage id)."""
     engine = make_engine(url)
-    upgrade(engine)
+    upgrade(engine, a["revision"])
+    if a["history"]:
+        fill(engine, a["history"], busy=False)
     out = []
     with session_scope(engine) as s:
         for i in range(n):
@@ -211,7 +217,7 @@ def pct(values: list[float], q: float) -> float:
 def measure(n: int, a: dict, kind: str, tmp: Path) -> dict:
     url, schema = new_database(kind, tmp, "fleet")
     try:
-        held = make_stages(url, n)
+        held = make_stages(url, n, a)
         begin = time.monotonic() + 8 + n / 100  # time to spawn and claim, then all hold
         out: mp.Queue = mp.get_context("spawn").Queue()
         procs = [
@@ -273,7 +279,11 @@ def main() -> int:
     p.add_argument("--grace", type=float, default=15.0, help="lease grace, seconds")
     p.add_argument("--reapers", type=int, default=4)
     p.add_argument("--reaper-period", type=float, default=5.0)
+    p.add_argument("--revision", default="head", help="schema revision (0006: before 0007)")
+    p.add_argument("--history", type=int, default=0, help="finished runs of 4 stages first")
     args = p.parse_args()
+    if args.history and args.database != "postgres":
+        p.error("--history fills PostgreSQL only")
     a = vars(args)
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     rows = []

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -151,6 +152,14 @@ class Stage(Base):
         UniqueConstraint("run_id", "position"),
         CheckConstraint("lr > 0", name="lr"),
         CheckConstraint("iterations > 0", name="iterations"),
+        # blocked_by_earlier reads only a run's stages that have not succeeded
+        Index(
+            "ix_stages_unfinished",
+            "run_id",
+            "position",
+            postgresql_where=text("status <> 'succeeded'"),
+            sqlite_where=text("status <> 'succeeded'"),
+        ),
     )
     __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
@@ -194,11 +203,12 @@ class Stage(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first claim
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # indexed so that deleting a snapshot (SET NULL here) does not scan every stage
     start_snapshot_id: Mapped[int | None] = mapped_column(
-        ForeignKey("snapshots.id", ondelete="SET NULL")
+        ForeignKey("snapshots.id", ondelete="SET NULL"), index=True
     )
     end_snapshot_id: Mapped[int | None] = mapped_column(
-        ForeignKey("snapshots.id", ondelete="SET NULL")
+        ForeignKey("snapshots.id", ondelete="SET NULL"), index=True
     )
     start_iteration: Mapped[int | None] = mapped_column(Integer)  # global iteration at start
     iterations_done: Mapped[int] = mapped_column(Integer, default=0)
