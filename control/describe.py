@@ -27,7 +27,9 @@ def run_dict(engine: Engine, run_id: int) -> dict:
     return {
         "id": run.id,
         "name": run.name,
-        "status": runs.run_status(_counts(st)),
+        "status": runs.run_status(_counts(st), run.stopped),
+        "stopped": run.stopped,
+        "sweep_id": run.sweep_id,
         "created_at": run.created_at,
         "settings": settings_dict(runspec.config_of(run)),
         "parent_snapshot_id": run.parent_snapshot_id,
