@@ -1,4 +1,4 @@
-"""Commands that read: runs, show, metrics, snapshots, watch, plot."""
+"""Commands that read: runs, show, sweeps, metrics, snapshots, watch, plot."""
 
 from __future__ import annotations
 
@@ -49,6 +49,48 @@ def runs_(
     )
 
 
+def sweeps_(
+    sweep: Annotated[int, typer.Argument(help="Sweep id (printed by `gradq sweep --halving`).")],
+    as_json: Json = False,
+) -> None:
+    """A halving sweep's rungs: each run's dev accuracy at the rung's end, its rank, and
+    whether it went on or was stopped.
+
+    Example: gradq sweeps 1
+    """
+    parse.ident(sweep, "sweep")
+    d = context.service().sweep(sweep)
+    if as_json:
+        print_json(d)
+        return
+    state = "settled" if d["settled"] else "in progress"
+    typer.echo(
+        f"sweep {d['id']}  {d['size']} runs, halving by {d['eta']}, rungs of {d['rung']}, "
+        f"at most {d['rungs']} rungs  [{state}]"
+    )
+    for rung in d["rung_results"]:
+        fate = "decided" if rung["decided"] else "undecided"
+        kept = f"best {rung['keep']} go on" if rung["keep"] else "the last rung"
+        table(
+            ["rank", "run", "name", "status", "dev at rung end", "fate"],
+            [
+                [e["rank"], e["run_id"], e["name"], e["status"], pct(e["dev_acc"]), _fate(e, rung)]
+                for e in rung["runs"]
+            ],
+            title=f"rung {rung['rung']}: {len(rung['runs'])} runs, {kept} ({fate})",
+        )
+    if d["best_run_id"] is not None:
+        typer.echo(f"best: run {d['best_run_id']}")
+
+
+def _fate(entry: dict, rung: dict) -> str:
+    if entry["promoted"]:
+        return "went on"
+    if not rung["decided"]:
+        return "-"
+    return "failed" if entry["dev_acc"] is None else "stopped"
+
+
 def show(run: RunArg, as_json: Json = False) -> None:
     """A run's settings, stages, lineage and learning curve.
 
@@ -91,6 +133,8 @@ def _print_run(out: Console, d: dict) -> None:
         f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
         f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
     )
+    if d["stopped"]:
+        out.print(f"  {d['stopped']} (sweep {d['sweep_id']}: `gradq sweeps {d['sweep_id']}`)")
     if d["tags"]:
         out.print(f"  tags {cell(', '.join(d['tags']))}")
     for note in d["notes"]:

@@ -21,6 +21,7 @@ from storage.errors import NotFound, StorageInputError
 from storage.models import FINISHED, Metric, Run, Snapshot, Stage, StageStatus, Sweep
 from storage.runs import add_stages
 
+TRAINING = (StageStatus.QUEUED, StageStatus.RUNNING)
 WORST = -1.0  # the score of a run whose rung failed, was cancelled, or has no dev accuracy
 
 
@@ -133,14 +134,10 @@ def decide(session: Session, sweep_id: int) -> Decision | None:
     sweep = session.scalars(locked.execution_options(populate_existing=True)).first()
     if sweep is None:
         raise NotFound(f"no sweep {sweep_id}")
-    r = sweep.decided_rung + 1
-    if r >= sweep.rungs:
-        return None  # the last rung: nothing follows it
-    rung_stages = _stages_at(session, sweep_id, r)
-    if r == 1 and len(rung_stages) < sweep.size:
-        return None  # its runs are still being created
-    if len(rung_stages) <= 1 or any(x.status not in FINISHED for x in rung_stages):
+    pending = _pending(session, sweep)
+    if pending is None:
         return None
+    r, rung_stages = pending
     taken = session.execute(
         update(Sweep)
         .where(Sweep.id == sweep_id, Sweep.decided_rung == r - 1)
@@ -165,6 +162,32 @@ def decide(session: Session, sweep_id: int) -> Decision | None:
             )
             stopped.append(e.run_id)
     return Decision(sweep_id, r, promoted, stopped, stage_ids)
+
+
+def _pending(session: Session, sweep: Sweep) -> tuple[int, list[Stage]] | None:
+    """The rung to decide now and its stages: complete, undecided, and not the last."""
+    r = sweep.decided_rung + 1
+    if r >= sweep.rungs:
+        return None  # the last rung: nothing follows it
+    rung_stages = _stages_at(session, sweep.id, r)
+    if r == 1 and len(rung_stages) < sweep.size:
+        return None  # its runs are still being created
+    if len(rung_stages) <= 1 or any(x.status not in FINISHED for x in rung_stages):
+        return None
+    return r, rung_stages
+
+
+def settled(session: Session, sweep_id: int) -> bool:
+    """Nothing more happens by itself: no stage of its runs is queued or running and no rung
+    waits for its decision (a paused run waits for its user)."""
+    sweep = get_sweep(session, sweep_id)
+    active = (
+        select(Stage.id)
+        .join(Run, Run.id == Stage.run_id)
+        .where(Run.sweep_id == sweep_id, Stage.status.in_(TRAINING))
+        .limit(1)
+    )
+    return session.scalar(active) is None and _pending(session, sweep) is None
 
 
 def _first_stage(session: Session, run_id: int) -> Stage:
