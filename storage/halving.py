@@ -129,11 +129,13 @@ class Decision:
 def decide(session: Session, sweep_id: int) -> Decision | None:
     """Decide the sweep's next rung if it is complete and undecided; None otherwise.
 
-    Safe to call from any number of workers at once: exactly one of them decides."""
+    Safe to call from any number of workers at once: exactly one of them decides. A rung that
+    is not complete is seen without the lock, so the ends of its other stages never queue on it.
+    """
+    if _pending(session, get_sweep(session, sweep_id)) is None:
+        return None
     locked = select(Sweep).where(Sweep.id == sweep_id).with_for_update()
-    sweep = session.scalars(locked.execution_options(populate_existing=True)).first()
-    if sweep is None:
-        raise NotFound(f"no sweep {sweep_id}")
+    sweep = session.scalars(locked.execution_options(populate_existing=True)).one()
     pending = _pending(session, sweep)
     if pending is None:
         return None
