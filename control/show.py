@@ -69,15 +69,16 @@ def sweeps_(
         f"at most {d['rungs']} rungs  [{state}]"
     )
     for rung in d["rung_results"]:
-        fate = "decided" if rung["decided"] else "undecided"
         kept = f"best {rung['keep']} go on" if rung["keep"] else "the last rung"
+        fate = "decided" if rung["decided"] else "running" if rung["keep"] else "final"
+        n = len(rung["runs"])
         table(
             ["rank", "run", "name", "status", "dev at rung end", "fate"],
             [
                 [e["rank"], e["run_id"], e["name"], e["status"], pct(e["dev_acc"]), _fate(e, rung)]
                 for e in rung["runs"]
             ],
-            title=f"rung {rung['rung']}: {len(rung['runs'])} runs, {kept} ({fate})",
+            title=f"rung {rung['rung']}: {n} run{'s' * (n != 1)}, {kept} ({fate})",
         )
     if d["best_run_id"] is not None:
         typer.echo(f"best: run {d['best_run_id']}")

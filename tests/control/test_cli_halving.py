@@ -38,7 +38,7 @@ def test_a_local_halving_sweep_halves_rung_by_rung_to_one_run(home, small_mnist)
     plain = gradq("sweeps", str(sweep["id"]))
     assert plain.exit_code == 0, plain.stderr
     assert "rung 1: 4 runs, best 2 go on (decided)" in plain.stdout
-    assert "rung 3: 1 runs, the last rung" in plain.stdout
+    assert "rung 3: 1 run, the last rung (final)" in plain.stdout
     assert plain.stdout.count("stopped") >= 3 and f"best: run {best}" in plain.stdout
     listed = json.loads(gradq("runs", "--status", "stopped", "--json").stdout)
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in stopped)
