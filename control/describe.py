@@ -85,6 +85,14 @@ def sweep_dict(engine: Engine, sweep_id: int) -> dict:
     }
 
 
+def sweeps_rows(engine: Engine) -> list[dict]:
+    """`gradq sweeps`: every halving sweep, its state and its best run, without the rungs."""
+    with session_scope(engine, readonly=True) as s:
+        ids = halving.sweep_ids(s)
+    rows = [sweep_dict(engine, i) for i in ids]
+    return [{k: v for k, v in d.items() if k != "rung_results"} for d in rows]
+
+
 def _members(rungs: list[halving.Rung]) -> set[int]:
     return {e.run_id for r in rungs for e in r.entries}
 

@@ -50,14 +50,19 @@ def runs_(
 
 
 def sweeps_(
-    sweep: Annotated[int, typer.Argument(help="Sweep id (printed by `gradq sweep --halving`).")],
+    sweep: Annotated[
+        int | None, typer.Argument(help="Sweep id (printed by `gradq sweep --halving`).")
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """A halving sweep's rungs: each run's dev accuracy at the rung's end, its rank, and
-    whether it went on or was stopped.
+    """Halving sweeps; with an id, its rungs: each run's dev accuracy at the rung's end, its
+    rank, and whether it went on or was stopped.
 
     Example: gradq sweeps 1
     """
+    if sweep is None:
+        _list_sweeps(as_json)
+        return
     parse.ident(sweep, "sweep")
     d = context.service().sweep(sweep)
     if as_json:
@@ -82,6 +87,29 @@ def sweeps_(
         )
     if d["best_run_id"] is not None:
         typer.echo(f"best: run {d['best_run_id']}")
+
+
+def _list_sweeps(as_json: bool) -> None:
+    rows = context.service().sweeps()
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["id", "runs", "eta", "rung", "decided", "state", "best run", "created"],
+        [
+            [
+                d["id"],
+                d["size"],
+                d["eta"],
+                d["rung"],
+                f"{d['decided_rung']} of {d['rungs'] - 1}",
+                "settled" if d["settled"] else "in progress",
+                d["best_run_id"],
+                d["created_at"],
+            ]
+            for d in rows
+        ],
+    )
 
 
 def _fate(entry: dict, rung: dict) -> str:

@@ -77,6 +77,11 @@ def get_sweep(session: Session, sweep_id: int) -> Sweep:
     return sweep
 
 
+def sweep_ids(session: Session) -> list[int]:
+    """Every sweep, oldest first."""
+    return list(session.scalars(select(Sweep.id).order_by(Sweep.id)))
+
+
 def _stages_at(session: Session, sweep_id: int, position: int) -> list[Stage]:
     """The sweep's stages at `position`, one per run that reached that rung, by run id."""
     query = (

@@ -40,6 +40,9 @@ def test_a_local_halving_sweep_halves_rung_by_rung_to_one_run(home, small_mnist)
     assert "rung 1: 4 runs, best 2 go on (decided)" in plain.stdout
     assert "rung 3: 1 run, the last rung (final)" in plain.stdout
     assert plain.stdout.count("stopped") >= 3 and f"best: run {best}" in plain.stdout
+    (row,) = json.loads(gradq("sweeps", "--json").stdout)
+    assert (row["id"], row["best_run_id"], row["decided_rung"]) == (sweep["id"], best, 2)
+    assert "settled" in gradq("sweeps").stdout
     listed = json.loads(gradq("runs", "--status", "stopped", "--json").stdout)
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in stopped)
     shown = gradq("show", str(stopped[0]["id"]))

@@ -12,7 +12,7 @@ from storage import halving
 from storage.db import session_scope
 from storage.errors import StorageInputError
 from storage.runs import get_run, list_runs
-from storage.stages import stages_of
+from storage.stages import request_cancel, request_pause, resume, stages_of
 
 
 def decide(engine: Engine, sweep_id: int) -> halving.Decision | None:
@@ -176,3 +176,23 @@ def test_the_reaper_pass_decides_a_complete_rung_nobody_decided(engine: Engine) 
     with session_scope(engine) as s:
         assert halving.decide_due(s) == []
         assert halving.open_sweeps(s) == [sweep_of(engine, other[0])]
+
+
+def test_a_cancelled_run_counts_as_worst_and_a_paused_one_holds_the_rung(engine: Engine) -> None:
+    runs = new_sweep(engine, 3, eta=2)
+    sweep_id = sweep_of(engine, runs[0])
+    end_rung(engine, runs[0], 1, 0.9)
+    end_rung(engine, runs[1], 1, 0.8)
+    with session_scope(engine) as s:  # nobody holds run 3's stage: it stops at once
+        request_pause(s, run_id=runs[2])
+    assert decide(engine, sweep_id) is None  # a paused run waits for its user
+    with session_scope(engine, readonly=True) as s:
+        assert halving.settled(s, sweep_id)  # nothing runs by itself
+    with session_scope(engine) as s:
+        resume(s, run_id=runs[2])
+        request_cancel(s, run_id=runs[2])
+    decision = decide(engine, sweep_id)
+    assert decision is not None and decision.promoted == [runs[0], runs[1]]
+    with session_scope(engine, readonly=True) as s:
+        assert not halving.settled(s, sweep_id)  # rung 2 is queued
+        assert get_run(s, runs[2]).stopped is None  # cancelled, not stopped by halving
