@@ -7,6 +7,8 @@ import json
 
 from test_cli import assert_one_line_error, gradq, run_count
 
+from control.client import Client
+
 SWEEP = ["sweep", "--random", "4", "--seed", "3", "--lr", "0.001..0.5:log", "--rung", "10"]
 
 
@@ -43,6 +45,9 @@ def test_a_local_halving_sweep_halves_rung_by_rung_to_one_run(home, small_mnist)
     (row,) = json.loads(gradq("sweeps", "--json").stdout)
     assert (row["id"], row["best_run_id"], row["decided_rung"]) == (sweep["id"], best, 2)
     assert "settled" in gradq("sweeps").stdout
+    assert Client().sweep(sweep["id"])["rung_results"] == sweep["rung_results"]
+    assert Client().wait(stopped_id := stopped[0]["id"], timeout=5) == "stopped"
+    assert stopped_id != best
     listed = json.loads(gradq("runs", "--status", "stopped", "--json").stdout)
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in stopped)
     shown = gradq("show", str(stopped[0]["id"]))
