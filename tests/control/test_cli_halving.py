@@ -65,3 +65,13 @@ def test_rungs_bound_the_halving_and_need_it(home, small_mnist):
     assert_one_line_error(gradq(*args, "--halving", "2", "--rungs", "9"), 2, "1..3 rungs")
     assert_one_line_error(gradq("sweeps", "99"), 1, "no sweep 99")
     assert run_count() == 4
+
+
+def test_a_rung_in_epochs_is_each_runs_own_stage_again(home, small_mnist):
+    args = ["sweep", "--lr", "0.05,0.1", "--batch-size", "500", "--rung", "1e@cosine"]
+    args += ["--halving", "2", "--data", small_mnist, "--dev-size", "500", "--local", "--json"]
+    result = gradq(*args)
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    stages = sorted(([(x["iterations"], x["shape"]) for x in r["stages"]] for r in runs), key=len)
+    assert stages == [[(5, "cosine")], [(5, "cosine")] * 2]  # 1 epoch of 2,500 rows / 500
