@@ -259,6 +259,10 @@ def sweep(
     svc = context.service()
     run_ids = []
     learning.stage(f"1:{iters}")  # the length and shape are checked before anything is stored
+    if halving is not None and dev_size == 0:
+        raise UserInputError(
+            "--halving ranks runs by dev accuracy: give --dev-size > 0", "--dev-size"
+        )
     sweep_id = _new_sweep(svc, halving, rungs, len(configs), iters)
     for config, p in configs:
         stage = learning.stage(f"{p['lr']!r}:{iters}")

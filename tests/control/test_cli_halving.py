@@ -64,6 +64,8 @@ def test_rungs_bound_the_halving_and_need_it(home, small_mnist):
     assert_one_line_error(gradq(*args, "--rungs", "2"), 2, "--rungs needs --halving")
     assert_one_line_error(gradq(*args, "--halving", "2", "--rungs", "9"), 2, "1..3 rungs")
     assert_one_line_error(gradq("sweeps", "99"), 1, "no sweep 99")
+    no_dev = [*SWEEP, "--halving", "2", "--data", small_mnist, "--dev-size", "0", "--local"]
+    assert_one_line_error(gradq(*no_dev), 2, "--dev-size > 0")
     assert run_count() == 4
 
 
