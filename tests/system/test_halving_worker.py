@@ -123,3 +123,23 @@ def _waiting_for_sweeps(holder) -> int:
     )
     with holder.connect() as c:
         return c.execute(text(query)).scalar()
+
+
+def test_a_run_that_fails_on_a_worker_ranks_last(sqlite_stack, small_mnist):
+    engine = stack_engine(sqlite_stack)
+    sqlite_stack.start_worker()
+    with session_scope(engine) as s:
+        sweep_id = halving.create_sweep(s, eta=2, size=3, rung="50@cosine", rungs=2)
+    missing = small_mnist.parent / "missing.npz"  # the worker cannot load it: the stage fails
+    run_ids = [
+        new_run(engine, data, [(lr, RUNG, "cosine")], sweep_id=sweep_id)
+        for lr, data in ((0.5, small_mnist), (1.0, missing), (1.0, small_mnist))
+    ]
+    tasks.send_stages(engine, [stage_ids(engine, r)[0] for r in run_ids])
+    wait_for(lambda: settled(engine, sweep_id), timeout=300, what="the sweep to settle")
+    with session_scope(engine, readonly=True) as s:
+        first, second = halving.rungs_of(s, sweep_id)
+        failed = stages_of(s, run_ids[1])
+    assert [x.status for x in failed] == [StageStatus.FAILED]
+    assert [(e.run_id, e.promoted) for e in first.entries][-1] == (run_ids[1], False)
+    assert {e.run_id for e in second.entries} == {run_ids[0], run_ids[2]}
