@@ -18,6 +18,7 @@ app.command("sweep")(submit.sweep)
 # show.py: read runs back
 app.command("runs")(show.runs_)
 app.command("show")(show.show)
+app.command("sweeps")(show.sweeps_)
 app.command("metrics")(show.metrics_)
 app.command("snapshots")(show.snapshots_)
 app.command("watch")(show.watch)

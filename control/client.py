@@ -34,8 +34,9 @@ FINISHED = (
     "failed",
     "cancelled",
     "paused",
+    "stopped",
     "empty",
-)  # a run that will not move by itself
+)  # a run that will not move by itself (stopped: by its halving sweep)
 
 
 class WaitTimeoutError(ControlError):
@@ -108,7 +109,8 @@ class Client:
         return self.service.resume(run).resumed
 
     def wait(self, run: int, timeout: float | None = None, poll: float = 0.5) -> str:
-        """Block until the run stops (succeeded, failed, cancelled or paused); returns that
+        """Block until the run stops (succeeded, failed, cancelled, paused or stopped by its
+        halving sweep; a sweep's run that succeeded may go on with its next rung); returns that
         status, or raises WaitTimeoutError after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while (status := self.service.run(run)["status"]) not in FINISHED:
@@ -122,6 +124,10 @@ class Client:
     def run(self, run: int) -> dict:
         """Everything `gradq show --json` says: settings, stages, lineage, tags, notes."""
         return self.service.run(run)
+
+    def sweep(self, sweep: int) -> dict:
+        """A halving sweep, as `gradq sweeps SWEEP --json` says it: rungs, ranks, who went on."""
+        return self.service.sweep(sweep)
 
     def runs(self, status: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """One row per run, indexed by id."""

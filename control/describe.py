@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
-from storage import bookkeeping, metrics, runs, snapshots, stages
+from storage import bookkeeping, halving, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import runspec
@@ -27,7 +27,9 @@ def run_dict(engine: Engine, run_id: int) -> dict:
     return {
         "id": run.id,
         "name": run.name,
-        "status": runs.run_status(_counts(st)),
+        "status": runs.run_status(_counts(st), run.stopped),
+        "stopped": run.stopped,
+        "sweep_id": run.sweep_id,
         "created_at": run.created_at,
         "settings": settings_dict(runspec.config_of(run)),
         "parent_snapshot_id": run.parent_snapshot_id,
@@ -40,6 +42,59 @@ def run_dict(engine: Engine, run_id: int) -> dict:
         "tags": tags,
         "notes": [{"id": i, "created_at": t, "text": text} for i, t, text in notes],
     }
+
+
+def sweep_dict(engine: Engine, sweep_id: int) -> dict:
+    """A halving sweep: its rungs, each run's dev accuracy at the rung's end, rank and fate."""
+    with session_scope(engine, readonly=True) as s:
+        sweep = halving.get_sweep(s, sweep_id)
+        rungs = halving.rungs_of(s, sweep_id)
+        names = {r.id: r.name for r in runs.list_runs(s) if r.id in _members(rungs)}
+        done = halving.settled(s, sweep_id)
+    last = rungs[-1].entries if rungs else []
+    best = last[0] if last and last[0].dev_acc is not None and done else None
+    return {
+        "id": sweep.id,
+        "eta": sweep.eta,
+        "rung": sweep.rung,
+        "rungs": sweep.rungs,
+        "size": sweep.size,
+        "decided_rung": sweep.decided_rung,
+        "created_at": sweep.created_at,
+        "settled": done,  # nothing runs and no rung waits for a decision
+        "best_run_id": best.run_id if best else None,
+        "rung_results": [
+            {
+                "rung": r.number,
+                "keep": r.keep,
+                "decided": r.decided,
+                "runs": [
+                    {
+                        "run_id": e.run_id,
+                        "name": names.get(e.run_id),
+                        "status": e.status,
+                        "dev_acc": e.dev_acc,
+                        "rank": e.rank,
+                        "promoted": e.promoted,
+                    }
+                    for e in r.entries
+                ],
+            }
+            for r in rungs
+        ],
+    }
+
+
+def sweeps_rows(engine: Engine) -> list[dict]:
+    """`gradq sweeps`: every halving sweep, its state and its best run, without the rungs."""
+    with session_scope(engine, readonly=True) as s:
+        ids = halving.sweep_ids(s)
+    rows = [sweep_dict(engine, i) for i in ids]
+    return [{k: v for k, v in d.items() if k != "rung_results"} for d in rows]
+
+
+def _members(rungs: list[halving.Rung]) -> set[int]:
+    return {e.run_id for r in rungs for e in r.entries}
 
 
 def settings_dict(c: RunConfig) -> dict:
@@ -144,10 +199,20 @@ def all_finished(engine: Engine, run_ids: list[int]) -> bool:
         )
 
 
-def wait(engine: Engine, run_ids: list[int], poll: float = 0.5) -> None:
-    """Block until no stage of these runs is queued or running."""
-    while not all_finished(engine, run_ids):
+def wait(
+    engine: Engine, run_ids: list[int], poll: float = 0.5, sweep_id: int | None = None
+) -> None:
+    """Block until no stage of these runs is queued or running (and, for a halving sweep,
+    no rung waits for its decision)."""
+    while not all_finished(engine, run_ids) or not _settled(engine, sweep_id):
         time.sleep(poll)
+
+
+def _settled(engine: Engine, sweep_id: int | None) -> bool:
+    if sweep_id is None:
+        return True
+    with session_scope(engine, readonly=True) as s:
+        return halving.settled(s, sweep_id)
 
 
 def comparison(engine: Engine, run_ids: list[int]) -> list[list]:

@@ -74,7 +74,16 @@ def name(text: str | None) -> str | None:
     return text
 
 
-RUN_STATUSES = ("running", "failed", "paused", "queued", "cancelled", "succeeded", "empty")
+RUN_STATUSES = (
+    "running",
+    "failed",
+    "paused",
+    "queued",
+    "cancelled",
+    "succeeded",
+    "stopped",
+    "empty",
+)
 
 
 def run_status(text: str | None) -> str | None:

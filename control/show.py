@@ -1,4 +1,4 @@
-"""Commands that read: runs, show, metrics, snapshots, watch, plot."""
+"""Commands that read: runs, show, sweeps, metrics, snapshots, watch, plot."""
 
 from __future__ import annotations
 
@@ -49,6 +49,77 @@ def runs_(
     )
 
 
+def sweeps_(
+    sweep: Annotated[
+        int | None, typer.Argument(help="Sweep id (printed by `gradq sweep --halving`).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Halving sweeps; with an id, its rungs: each run's dev accuracy at the rung's end, its
+    rank, and whether it went on or was stopped.
+
+    Example: gradq sweeps 1
+    """
+    if sweep is None:
+        _list_sweeps(as_json)
+        return
+    parse.ident(sweep, "sweep")
+    d = context.service().sweep(sweep)
+    if as_json:
+        print_json(d)
+        return
+    state = "settled" if d["settled"] else "in progress"
+    typer.echo(
+        f"sweep {d['id']}  {d['size']} runs, halving by {d['eta']}, rungs of {d['rung']}, "
+        f"at most {d['rungs']} rungs  [{state}]"
+    )
+    for rung in d["rung_results"]:
+        kept = f"best {rung['keep']} go on" if rung["keep"] else "the last rung"
+        fate = "decided" if rung["decided"] else "running" if rung["keep"] else "final"
+        n = len(rung["runs"])
+        table(
+            ["rank", "run", "name", "status", "dev at rung end", "fate"],
+            [
+                [e["rank"], e["run_id"], e["name"], e["status"], pct(e["dev_acc"]), _fate(e, rung)]
+                for e in rung["runs"]
+            ],
+            title=f"rung {rung['rung']}: {n} run{'s' * (n != 1)}, {kept} ({fate})",
+        )
+    if d["best_run_id"] is not None:
+        typer.echo(f"best: run {d['best_run_id']}")
+
+
+def _list_sweeps(as_json: bool) -> None:
+    rows = context.service().sweeps()
+    if as_json:
+        print_json(rows)
+        return
+    table(
+        ["id", "runs", "eta", "rung", "decided", "state", "best run", "created"],
+        [
+            [
+                d["id"],
+                d["size"],
+                d["eta"],
+                d["rung"],
+                f"{d['decided_rung']} of {d['rungs'] - 1}",
+                "settled" if d["settled"] else "in progress",
+                d["best_run_id"],
+                d["created_at"],
+            ]
+            for d in rows
+        ],
+    )
+
+
+def _fate(entry: dict, rung: dict) -> str:
+    if entry["promoted"]:
+        return "went on"
+    if not rung["decided"]:
+        return "-"
+    return "failed" if entry["dev_acc"] is None else "stopped"
+
+
 def show(run: RunArg, as_json: Json = False) -> None:
     """A run's settings, stages, lineage and learning curve.
 
@@ -91,6 +162,8 @@ def _print_run(out: Console, d: dict) -> None:
         f"  data {cell(settings['dataset'])} (dev {settings['dev_size']}), point every "
         f"{settings['eval_every']}, snapshot every {settings['snapshot_every']}"
     )
+    if d["stopped"]:
+        out.print(f"  {d['stopped']} (sweep {d['sweep_id']}: `gradq sweeps {d['sweep_id']}`)")
     if d["tags"]:
         out.print(f"  tags {cell(', '.join(d['tags']))}")
     for note in d["notes"]:

@@ -188,8 +188,10 @@ def sweep(
     iters: Annotated[
         str,
         typer.Option(
+            "--iters",
+            "--rung",
             help="Each run's stage: ITERS, or epochs as 30e, and an optional @SHAPE "
-            "(e.g. 30e@cosine), as --stage takes them after LR:."
+            "(e.g. 30e@cosine), as --stage takes them after LR:. With --halving, each rung.",
         ),
     ] = "500",
     act: Annotated[
@@ -221,6 +223,20 @@ def sweep(
     dev_size: options.DevSize = 1000,
     betas: options.Betas = "0.9,0.999",
     eps: options.Eps = 1e-8,
+    halving: Annotated[
+        int | None,
+        typer.Option(
+            help="Successive halving by ETA: after each rung (one --iters stage), the best "
+            "1/ETA of the runs by dev accuracy train another rung; the others stop.",
+            min=2,
+        ),
+    ] = None,
+    rungs: Annotated[
+        int | None,
+        typer.Option(
+            help="With --halving: at most K rungs (default: until one run is left).", min=1
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait and print the comparison table.")] = True,
     local: Local = False,
     as_json: Json = False,
@@ -243,24 +259,50 @@ def sweep(
     svc = context.service()
     run_ids = []
     learning.stage(f"1:{iters}")  # the length and shape are checked before anything is stored
+    if halving is not None and dev_size == 0:
+        raise UserInputError(
+            "--halving ranks runs by dev accuracy: give --dev-size > 0", "--dev-size"
+        )
+    sweep_id = _new_sweep(svc, halving, rungs, len(configs), iters)
     for config, p in configs:
         stage = learning.stage(f"{p['lr']!r}:{iters}")
         name = _name(config, p, varied)
-        run_ids.append(svc.train(config, [stage], name, send=not local).run_id)
-    _after_sweep(svc, run_ids, wait=wait, local=local, as_json=as_json)
+        done = svc.train(config, [stage], name, send=not local, sweep_id=sweep_id)
+        run_ids.append(done.run_id)
+    _after_sweep(svc, run_ids, wait=wait, local=local, as_json=as_json, sweep_id=sweep_id)
 
 
-def _after_sweep(svc: Service, run_ids: list[int], *, wait: bool, local: bool, as_json: bool):
+def _new_sweep(svc: Service, eta: int | None, rungs: int | None, size: int, rung: str):
+    """The halving sweep the runs join (None without --halving)."""
+    if eta is None:
+        if rungs is not None:
+            raise UserInputError("--rungs needs --halving ETA", "--rungs")
+        return None
+    return svc.new_sweep(eta=eta, size=size, rung=rung, rungs=rungs)
+
+
+def _after_sweep(
+    svc: Service,
+    run_ids: list[int],
+    *,
+    wait: bool,
+    local: bool,
+    as_json: bool,
+    sweep_id: int | None = None,
+):
     """Train the runs here, or say where they went and wait; then compare them."""
     engine = svc.engine()
     if local:
         _train_here(svc, run_ids)
     elif not as_json:
         typer.echo(f"queued runs {run_ids[0]}..{run_ids[-1]} ({len(run_ids)} runs)")
+    if not as_json and sweep_id is not None:
+        typer.echo(f"halving sweep {sweep_id}: `gradq sweeps {sweep_id}` shows its rungs")
     if wait and not local:
-        describe.wait(engine, run_ids)
+        describe.wait(engine, run_ids, sweep_id=sweep_id)
     if as_json:
-        print_json([describe.run_dict(engine, r) for r in run_ids])
+        runs = [describe.run_dict(engine, r) for r in run_ids]
+        print_json(runs if sweep_id is None else {"sweep": svc.sweep(sweep_id), "runs": runs})
     elif wait or local:
         rows = describe.comparison(engine, run_ids)
         table(["run", "name", "status", "iteration", "train", "dev", "best dev"], rows)
@@ -330,9 +372,13 @@ def _name(config: RunConfig, p: dict, varied: list[str]) -> str:
 
 
 def _train_here(svc: Service, run_ids: list[int]) -> None:
-    """Train the sweep's runs one after another in this process."""
-    for run_id in run_ids:
-        try:
-            svc.run_local(run_id)
-        except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
-            typer.echo(f"run {run_id}: {e}", err=True)
+    """Train the sweep's runs one after another in this process; a halving sweep's promoted
+    runs then train their next rung, in run order, rung after rung."""
+    todo = list(run_ids)
+    while todo:
+        for run_id in todo:
+            try:
+                svc.run_local(run_id)
+            except RunRefusedError as e:  # a diverged run is a result too: the sweep goes on
+                typer.echo(f"run {run_id}: {e}", err=True)
+        todo = [r for r in run_ids if svc.ready_stages(r)]

@@ -116,6 +116,11 @@ class Run(Base):
     weight_decay: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # L2
     # A fork that starts its optimizer from zero instead of the parent snapshot's state.
     reset_optimizer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The halving sweep it belongs to (sweeps.id; no foreign key: adding one rebuilds `runs` on
+    # SQLite, whose foreign keys would cascade that into deleting every stage), and why that
+    # sweep stopped it (None: not stopped).
+    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    stopped: Mapped[str | None] = mapped_column(String(200))
 
     @property
     def hidden(self) -> tuple[int, ...]:
@@ -124,6 +129,27 @@ class Run(Base):
     @property
     def activation_names(self) -> tuple[str, ...]:
         return tuple(name for name in self.activations.split(",") if name)
+
+
+class Sweep(Base):
+    """A successive-halving sweep: after each rung, the best 1/eta of its runs go on."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        CheckConstraint("eta >= 2", name="eta"),
+        CheckConstraint("rungs >= 1 AND size >= 1", name="rungs"),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    eta: Mapped[int] = mapped_column(Integer)  # keep ceil(n / eta) of n runs at each rung
+    rungs: Mapped[int] = mapped_column(Integer)  # at most this many rungs (stages) per run
+    size: Mapped[int] = mapped_column(Integer)  # runs in rung 1: none decides before all exist
+    rung: Mapped[str] = mapped_column(String(200))  # the rung as typed, e.g. "5e@cosine"
+    decided_rung: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow(), server_default=SERVER_NOW
+    )
 
 
 class Snapshot(Base):

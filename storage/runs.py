@@ -14,7 +14,8 @@ from storage.models import Metric, Run, Snapshot, Stage, StageStatus
 CONFIG_COLUMNS = tuple(
     c.key
     for c in Run.__table__.columns
-    if c.key not in ("id", "name", "queue", "parent_snapshot_id", "created_at")
+    if c.key
+    not in ("id", "name", "queue", "parent_snapshot_id", "created_at", "sweep_id", "stopped")
 )
 MAX_STAGES = 1000  # per run: 10,000 one-iteration stages took 0.8 s each (issue 11)
 
@@ -48,6 +49,7 @@ def create_run(
     queue: str = "gradq",
     parent_snapshot_id: int | None = None,
     stages: Sequence[tuple[float, int] | tuple[float, int, str]] = (),
+    sweep_id: int | None = None,
 ) -> int:
     """Insert a run and its schedule [(lr, iterations[, shape]), ...]; a fork starts at its
     parent. `config` holds the run's settings as its columns (worker/runspec.py `columns`,
@@ -57,7 +59,13 @@ def create_run(
         raise StorageInputError(f"unknown run settings {sorted(unknown)}; use {CONFIG_COLUMNS}")
     if parent_snapshot_id is not None and session.get(Snapshot, parent_snapshot_id) is None:
         raise NotFound(f"no snapshot {parent_snapshot_id}")
-    run = Run(name=name, queue=queue, parent_snapshot_id=parent_snapshot_id, **config)
+    run = Run(
+        name=name,
+        queue=queue,
+        parent_snapshot_id=parent_snapshot_id,
+        sweep_id=sweep_id,
+        **config,
+    )
     session.add(run)
     session.flush()
     add_stages(session, run.id, stages)
@@ -112,11 +120,12 @@ def _start_after(session: Session, run: Run, last: Stage | None) -> tuple[int | 
     return last.end_snapshot_id, end.iteration if end is not None else None
 
 
-def run_status(counts: dict[str, int]) -> str:
-    """One word for a run: running > failed > paused > queued > cancelled > succeeded."""
+def run_status(counts: dict[str, int], stopped: str | None = None) -> str:
+    """One word for a run: running > failed > paused > queued > cancelled > succeeded; a
+    succeeded run its halving sweep stopped (`stopped` says why) is "stopped"."""
     for status in ("running", "failed", "paused", "queued", "cancelled", "succeeded"):
         if counts.get(status):
-            return status
+            return "stopped" if status == "succeeded" and stopped else status
     return "empty"
 
 
@@ -142,7 +151,7 @@ def list_runs(session: Session) -> list[RunSummary]:
             name=run.name,
             created_at=run.created_at,
             parent_snapshot_id=run.parent_snapshot_id,
-            status=run_status(counts.get(run.id, {})),
+            status=run_status(counts.get(run.id, {}), run.stopped),
             stage_counts=counts.get(run.id, {}),
             iteration=progress.get(run.id, (0, None))[0],
             best_dev_acc=progress.get(run.id, (0, None))[1],

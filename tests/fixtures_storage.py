@@ -104,7 +104,8 @@ def new_run(
         "eval_every": 50,
         "snapshot_every": 50,
     }
-    where = {k: overrides.pop(k) for k in ("name", "queue", "parent_snapshot_id") if k in overrides}
+    keys = ("name", "queue", "parent_snapshot_id", "sweep_id")
+    where = {k: overrides.pop(k) for k in keys if k in overrides}
     for key in ("hidden_sizes", "activations"):  # lists, as tests write them
         if isinstance(overrides.get(key), list):
             overrides[key] = ",".join(map(str, overrides[key]))  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ def new_run(engine: Engine, dataset: Path, schedule, **kw) -> int:
     only its queue's runs."""
     where = {"name": kw.pop("name", "t"), "queue": kw.pop("queue", settings_from_env().queue)}
     where["parent_snapshot_id"] = kw.pop("parent_snapshot_id", None)
+    where["sweep_id"] = kw.pop("sweep_id", None)
     settings = (
         dict(init="uniform", seed=1, dataset=str(dataset), dev_size=500, eval_every=EVERY) | kw
     )

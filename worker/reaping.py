@@ -17,7 +17,7 @@ from celery import signals
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from storage import identity, liveness, reaper, stages
+from storage import halving, identity, liveness, reaper, stages
 from storage.db import session_scope
 from worker.tasks import engine, publish, served_queues, settings
 
@@ -57,7 +57,8 @@ def _start_reaper(sender: object = None, **_: object) -> None:
 
 
 def reap_once(eng: Engine, worker: str | None = None) -> list[int]:
-    """Fail stages lost too often, and send again those whose worker or message was lost.
+    """Fail stages lost too often, send again those whose worker or message was lost, and
+    decide any halving rung that is complete but undecided (sending its promoted stages).
 
     Whatever the queue depth: `sent_at` tells a message still waiting from a lost one, and
     bounds the re-sends per stage (storage.reaper.take_due). A send that fails is unstamped, so
@@ -66,9 +67,13 @@ def reap_once(eng: Engine, worker: str | None = None) -> list[int]:
     """
     s = settings()
     queues = served_queues()
+    with reaper_session(eng) as session:  # rungs whose decider died before deciding
+        promoted = [i for d in halving.decide_due(session) for i in d.stage_ids]
+        reaper.mark_sent(session, promoted)
     with reaper_session(eng) as session:
         given_up = stages.reap(session, s.lease_grace)
         due = reaper.take_due(session, s.lease_grace, s.reaper_seconds, queues)
+        due += [i for i in promoted if i not in due]
         where = reaper.queues_of(session, due)
         database = identity.database_id(session)
     if given_up:

@@ -13,11 +13,11 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
-from storage import metrics, runs, snapshots, stages
+from storage import halving, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.errors import LeaseLost, StorageError, StorageUnavailable
 from storage.models import Stage, StageRequest, StageStatus
@@ -41,6 +41,7 @@ class SliceResult:
     queue: str | None = None  # the run's queue, where `send` goes
     send: int | None = None  # stage id to enqueue next: this stage's next slice or the next stage
     detail: str = ""
+    promoted: tuple[int, ...] = ()  # next-rung stages of a halving sweep this slice decided
 
 
 def worker_id() -> str:
@@ -151,6 +152,43 @@ def _fields(p: train.Point) -> dict[str, float | None]:
 
 
 def run_slice(
+    engine: Engine,
+    settings: Settings,
+    stage_id: int,
+    wid: str | None = None,
+    queues: list[str] | None = None,
+) -> SliceResult:
+    """Train one slice of `stage_id` (see `_run_slice`); a stage that ended may have been the
+    last of its halving sweep's rung, whose decision this worker then takes."""
+    result = _run_slice(engine, settings, stage_id, wid, queues)
+    if result.status in (Outcome.SUCCEEDED, Outcome.FAILED):
+        result = replace(result, promoted=decide_rung(engine, stage_id))
+    return result
+
+
+def decide_rung(engine: Engine, stage_id: int) -> tuple[int, ...]:
+    """Decide the rung of the stage's sweep if it is complete (once, whoever comes first);
+    returns the stages to send. A failure here is left to a reaper's `decide_due`."""
+    try:
+        with session_scope(engine) as s:
+            sweep_id = halving.sweep_of_stage(s, stage_id)
+            decision = halving.decide(s, sweep_id) if sweep_id is not None else None
+    except StorageError as e:
+        log.warning("stage %s: halving not decided (%s); a reaper will", stage_id, e)
+        return ()
+    if decision is None:
+        return ()
+    log.info(
+        "sweep %s rung %s: runs %s go on, %s stopped",
+        decision.sweep_id,
+        decision.rung,
+        decision.promoted,
+        decision.stopped,
+    )
+    return tuple(decision.stage_ids)
+
+
+def _run_slice(
     engine: Engine,
     settings: Settings,
     stage_id: int,

@@ -148,11 +148,12 @@ def run_stage(task: Task, stage_id: int, database: str | None = None) -> dict:
         return _pass_on(task, int(stage_id), database)
     outcome = runner.run_slice(eng, settings(), int(stage_id), queues=served_queues())
     log.info("stage %s: %s %s", stage_id, outcome.status, outcome.detail)
-    if outcome.send is not None:
+    nexts = ([outcome.send] if outcome.send is not None else []) + list(outcome.promoted)
+    if nexts:
         try:
-            send_stages(eng, [outcome.send])
-        except Exception as e:  # the broker is away: left unstamped, a reaper will send it
-            log.warning("stage %s: next message not sent (%s); a reaper will", outcome.send, e)
+            send_stages(eng, nexts)
+        except Exception as e:  # the broker is away: left unstamped, a reaper will send them
+            log.warning("stages %s: next messages not sent (%s); a reaper will", nexts, e)
     return {"stage": stage_id, "status": str(outcome.status), "detail": outcome.detail}
 
 

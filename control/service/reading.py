@@ -30,6 +30,14 @@ class Reading(Base):
         """Everything `gradq show --json` says about a run."""
         return describe.run_dict(self.engine(), run_id)
 
+    def sweeps(self) -> list[dict]:
+        """Every halving sweep, oldest first: its settings, state and best run."""
+        return describe.sweeps_rows(self.engine())
+
+    def sweep(self, sweep_id: int) -> dict:
+        """A halving sweep's rungs: who went on, who was stopped, and their dev accuracy."""
+        return describe.sweep_dict(self.engine(), sweep_id)
+
     def runs(
         self, status: str | None = None, tag: str | None = None, name: str | None = None
     ) -> list[dict]:

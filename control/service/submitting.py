@@ -10,7 +10,7 @@ from pathlib import Path
 from control import learning
 from control.errors import RunRefusedError
 from control.service.base import Base
-from storage import runs, snapshots, stages
+from storage import halving, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from storage.stages import Outcome
@@ -57,16 +57,24 @@ class Submitting(Base):
         schedule: list[learning.StageSpec],
         name: str | None = None,
         send: bool = True,
+        sweep_id: int | None = None,
     ) -> Submitted:
         """Store a run with its schedule; send its first stage to the workers unless `send`
-        is False (it then trains here, with `run_local`)."""
+        is False (it then trains here, with `run_local`). `sweep_id`: the halving sweep it
+        belongs to (`new_sweep`)."""
         config = replace(config, dataset=dataset_spec(config.dataset))
         self.check_data(config.dataset, config.dev_size)
         plan = self.resolve(schedule, config)
         if send:
             self.check_broker()
-        run_id = self._create(config, plan, name)
+        run_id = self._create(config, plan, name, sweep_id=sweep_id)
         return Submitted(run_id, self.enqueue(run_id) if send else [])
+
+    def new_sweep(self, *, eta: int, size: int, rung: str, rungs: int | None) -> int:
+        """A successive-halving sweep of `size` runs (each `train`ed with its id): after each
+        rung, the best ceil(n / eta) go on; at most `rungs` rungs (None: down to one run)."""
+        with session_scope(self.engine(create=True)) as s:
+            return halving.create_sweep(s, eta=eta, size=size, rung=rung, rungs=rungs)
 
     def fork(
         self,
@@ -135,6 +143,7 @@ class Submitting(Base):
         plan: list[tuple[float, int, str]],
         name: str | None,
         parent_snapshot_id: int | None = None,
+        sweep_id: int | None = None,
     ) -> int:
         """Store a run and its schedule, on the queue these settings submit to."""
         queues = plain_queues(self.settings.queue)
@@ -151,6 +160,7 @@ class Submitting(Base):
                 queue=queues[0],
                 parent_snapshot_id=parent_snapshot_id,
                 stages=plan,
+                sweep_id=sweep_id,
             )
 
     def _extend(self, run_id: int, plan: list[tuple[float, int, str]]) -> list[int]:

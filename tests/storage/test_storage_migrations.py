@@ -155,3 +155,23 @@ def test_each_database_gets_its_own_lasting_identity(db_url: str, tmp_path) -> N
     finally:
         engine.dispose()
         other.dispose()
+
+
+def test_upgrade_from_0006_keeps_runs_and_stages_outside_any_sweep(engine: Engine) -> None:
+    from fixtures_storage import new_run
+
+    from storage.db import session_scope
+    from storage.migrate import downgrade, upgrade
+    from storage.runs import get_run
+    from storage.stages import stages_of
+
+    with session_scope(engine) as s:
+        run_id = new_run(s, [(0.5, 100), (0.1, 100)])
+    downgrade(engine, "0006")
+    assert "sweeps" not in inspect(engine).get_table_names()
+    assert "stopped" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    upgrade(engine)
+    with session_scope(engine) as s:
+        run = get_run(s, run_id)
+        assert (run.sweep_id, run.stopped) == (None, None)
+        assert len(stages_of(s, run_id)) == 2  # rebuilding `runs` on SQLite cascades nothing

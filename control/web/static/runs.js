@@ -8,7 +8,7 @@
   const query = new URLSearchParams(location.search);
   const field = (name, hint) => el("input", { name, placeholder: hint, value: query.get(name) || "" });
   const statusBox = el("select", { name: "status" },
-    ["", "running", "queued", "paused", "succeeded", "failed", "cancelled", "empty"]
+    ["", "running", "queued", "paused", "succeeded", "stopped", "failed", "cancelled", "empty"]
       .map((s) => el("option", s === (query.get("status") || "") ? { value: s, selected: "" } : { value: s }, s || "any status")));
   const tagBox = field("tag", "tag"), nameBox = field("name", "name holds");
   const picked = new Set();  // ids ticked for Compare, kept across pages and refreshes
