@@ -175,3 +175,22 @@ def test_upgrade_from_0006_keeps_runs_and_stages_outside_any_sweep(engine: Engin
         run = get_run(s, run_id)
         assert (run.sweep_id, run.stopped) == (None, None)
         assert len(stages_of(s, run_id)) == 2  # rebuilding `runs` on SQLite cascades nothing
+
+
+def test_downgrade_below_0006_keeps_every_run_and_stage(engine: Engine) -> None:
+    """0006's downgrade once rebuilt `runs` on SQLite with foreign keys on: every stage went."""
+    from fixtures_storage import new_run
+    from sqlalchemy import text
+
+    from storage.db import session_scope
+    from storage.migrate import downgrade, upgrade
+
+    with session_scope(engine) as s:
+        new_run(s, [(0.5, 100), (0.1, 100)])
+    downgrade(engine, "0005")
+    assert "shape" not in {c["name"] for c in inspect(engine).get_columns("stages")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stages")).scalar() == 2
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM stages")).scalar() == 2
