@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -209,6 +210,7 @@ def one_session(args: argparse.Namespace, tree: Path) -> dict:
     finally:
         stop_worker(proc)
         engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)  # its database, cache copy and logs
 
 
 def main() -> None:
