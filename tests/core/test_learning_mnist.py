@@ -64,6 +64,14 @@ def test_a_300_iteration_stage_that_blew_up_ends_diverged(mnist_split):
         train.train(state, _sub(mnist_split, 10000), 1000.0, 300, eval_every=50)
 
 
+def test_a_short_stage_that_blew_up_back_to_chance_ends_diverged(mnist_split):
+    """lr 200 cosine for 50 iterations ended "succeeded" at 10.8 % dev: its loss went to 70.9
+    and came back to 2.44, below its start (2.67), with the network's units dead."""
+    state = train.new_state(nn.Arch(), seed=0)
+    with pytest.raises(DivergedError, match=r"the loss blew up to .* ended at chance"):
+        train.train(state, mnist_split, 200.0, 50, eval_every=10, shape=schedule.parse("cosine"))
+
+
 @pytest.mark.parametrize(("lr", "until"), [(0.02, 100), (0.1, 300)])
 def test_a_slow_start_is_not_divergence(mnist_split, lr, until):
     """Sigmoid layers start at chance: at lr 0.02 they are still there after 100 iterations

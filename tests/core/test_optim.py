@@ -191,3 +191,14 @@ def test_a_loss_held_far_above_its_start_fails_before_the_end():
     wobble = [40.0, 55.0, 38.0, 61.0, 45.0, 52.0]  # 30x, then never rising 5 times in a row
     seen = [w.see(200 + 50 * i, loss, 0.3) for i, loss in enumerate(wobble)]
     assert not any(seen[:4]) and seen[4].startswith("the loss stayed above 2x its start")
+
+
+def test_a_stage_that_blew_up_and_ended_at_chance_diverged():
+    """lr 200 cosine, 50 iterations: the loss went to 70.9 and came back to 2.44 at 10.8 %."""
+    dead = Watch(10, start=0, end=50)
+    points = [(0, 2.666, 0.067), (10, 70.92, 0.107), (20, 59.76, 0.098), (30, 35.47, 0.098)]
+    assert all(dead.see(i, loss, acc) == "" for i, loss, acc in [*points, (40, 7.876, 0.108)])
+    assert dead.see(50, 2.436, 0.108).startswith("the loss blew up to 70.92 (from 2.666)")
+    spiked = Watch(10, start=0, end=50)  # the same spike, but it learnt after it: no verdict
+    assert all(spiked.see(i, loss, acc) == "" for i, loss, acc in points)
+    assert spiked.see(50, 0.9, 0.71) == ""

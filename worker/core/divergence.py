@@ -5,8 +5,9 @@ the network has learnt nothing. `Watch` sees each curve point of one training ca
 problem once it has lasted PATIENCE points in a row, so a noisy mini-batch curve or a slow start
 never trips it. At the stage's last point it also gives a verdict whatever the stage's length: a
 stage that ends with its loss far above where it began (lr 1000 for 300 iterations: 70.7 against
-2.67), or at chance with a loss no lower than at its start, diverged. A slow start ends lower
-than it began, so it passes.
+2.67), at chance with a loss no lower than at its start, or at chance after its loss blew up
+(lr 200 cosine for 50 iterations: up to 70.9, back to 2.44 at 10.8 %: dead units), diverged. A
+slow start ends lower than it began and never blows up, so it passes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Watch:
     last: float = math.inf
     first: float | None = None  # loss at the first point seen
     high: int = 0  # points in a row past the grace with the loss far above its start
+    peak: float = 0.0  # the highest loss seen
 
     def see(self, iteration: int, loss: float, dev_acc: float) -> str:
         at_chance = iteration - self.start >= GRACE_ITERATIONS and dev_acc <= (
@@ -44,7 +46,8 @@ class Watch:
         self.rising = self.rising + 1 if climbing else 0
         self.best, self.last = min(self.best, loss), loss
         self.first = loss if self.first is None else self.first
-        blown = loss > BLOWN * max(self.first, math.log(self.classes))
+        self.peak = max(self.peak, loss)
+        blown = loss > BLOWN * self._base()
         past_grace = iteration - self.start >= GRACE_ITERATIONS
         self.high = self.high + 1 if blown and past_grace else 0
         if iteration == self.end:
@@ -60,10 +63,22 @@ class Watch:
             return f"the loss stayed above {start} for {self.high} points"
         return ""
 
+    def _base(self) -> float:
+        """What "far above" is measured from: the first loss, or chance's if that is higher."""
+        return max(self.first or 0.0, math.log(self.classes))
+
     def _verdict(self, loss: float, dev_acc: float, blown: bool) -> str:
-        """At the stage's last point: did it end far above its start, or at chance unimproved?"""
+        """At the stage's last point: did it end far above its start, at chance unimproved, or
+        at chance after its loss blew up?"""
         if blown:
             return f"the stage ended with the loss at {loss:.4g}, from {self.first:.4g}"
-        if dev_acc <= CHANCE_SLACK / self.classes and loss >= self.first:
+        if dev_acc > CHANCE_SLACK / self.classes:
+            return ""
+        if loss >= self.first:
             return f"the stage ended at chance ({dev_acc:.2%}) with the loss no lower ({loss:.4g})"
+        if self.peak > BLOWN * self._base():
+            return (
+                f"the loss blew up to {self.peak:.4g} (from {self.first:.4g}) and the stage "
+                f"ended at chance ({dev_acc:.2%})"
+            )
         return ""
