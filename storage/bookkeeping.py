@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from storage.errors import StorageError, StorageInputError
-from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus
+from storage.models import Metric, Run, RunNote, RunTag, Snapshot, Stage, StageStatus, Sweep
 from storage.runs import RunSummary, get_run
 
 TAG = re.compile(r"[\w.:+-]{1,64}")  # letters, digits and . _ : + -; no spaces or commas
@@ -105,9 +105,18 @@ def matching(
 def delete_run(session: Session, run_id: int) -> int:
     """Delete a run with its stages, curve, snapshots, tags and notes; returns snapshots freed.
 
-    Refused while one of its stages runs (its worker would write into a deleted run) or while
-    another run was forked from one of its snapshots (that lineage would be lost)."""
-    get_run(session, run_id)
+    Refused while one of its stages runs (its worker would write into a deleted run), while
+    another run was forked from one of its snapshots (that lineage would be lost), or while its
+    halving sweep still decides rungs (rung 1 waits for every run of the sweep: it would wait
+    for ever)."""
+    run = get_run(session, run_id)
+    sweep = session.get(Sweep, run.sweep_id) if run.sweep_id is not None else None
+    if sweep is not None and sweep.decided_rung < sweep.rungs - 1:
+        raise DeleteRefused(
+            f"run {run_id} belongs to halving sweep {sweep.id}, which still decides rung "
+            f"{sweep.decided_rung + 1}; cancel the run instead (`gradq cancel {run_id}`: it then "
+            "ranks last), or delete it once the sweep has ended"
+        )
     # locked until commit (PostgreSQL; SQLite writers are serial): no worker claims one between
     # this check and the delete, and a claim that waited finds no stage and drops its message
     statuses = session.scalars(

@@ -196,3 +196,25 @@ def test_a_cancelled_run_counts_as_worst_and_a_paused_one_holds_the_rung(engine:
     with session_scope(engine, readonly=True) as s:
         assert not halving.settled(s, sweep_id)  # rung 2 is queued
         assert get_run(s, runs[2]).stopped is None  # cancelled, not stopped by halving
+
+
+def test_a_run_of_a_sweep_still_deciding_cannot_be_deleted(engine: Engine) -> None:
+    """Rung 1 waits for every run of its sweep: a deleted one would leave it waiting for ever."""
+    from storage.bookkeeping import DeleteRefused, delete_run
+
+    runs = new_sweep(engine, 2, eta=2)  # rungs: 2 -> 1
+    sweep_id = sweep_of(engine, runs[0])
+    refused = pytest.raises(DeleteRefused, match=r"halving sweep .* cancel the run instead")
+    with refused, session_scope(engine) as s:
+        delete_run(s, runs[0])
+    with session_scope(engine) as s:
+        request_cancel(s, run_id=runs[0])  # what the refusal says: it ranks last
+    end_rung(engine, runs[1], 1, 0.7)
+    decided = decide(engine, sweep_id)
+    assert decided is not None and decided.promoted == [runs[1]]
+    end_rung(engine, runs[1], 2, 0.8)
+    with session_scope(engine) as s:
+        assert halving.open_sweeps(s) == []
+        delete_run(s, runs[0])  # the sweep has ended: books may be kept as the user likes
+    with session_scope(engine, readonly=True) as s:
+        assert [r.id for r in list_runs(s)] == [runs[1]]
