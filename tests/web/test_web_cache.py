@@ -104,13 +104,10 @@ def test_two_cluster_calls_within_the_ttl_do_one_broadcast(
     app = build(Service(settings_from_env(), engine), Guard(loopback=True))
     client = TestClient(app, base_url="http://127.0.0.1:8765")
     first = client.get("/api/cluster")
-    start = time.monotonic()
     second = client.get("/api/cluster")
-    took = time.monotonic() - start
     assert first.status_code == second.status_code == 200
     assert first.json()["broker_ok"] is True and second.json() == first.json()
     assert len(broadcasts) == 1, broadcasts
-    assert took < 0.5, f"the cached answer took {took:.2f} s"
     again = [threading.Thread(target=lambda: client.get("/api/cluster")) for _ in range(3)]
     time.sleep(cache.CLUSTER_SECONDS)  # past the time to live, three pages ask at once
     for t in again:
