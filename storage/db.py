@@ -22,6 +22,26 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 SQLITE_BEGIN = "gradq_sqlite_begin"
 # Bulk UPDATE/DELETE skip the identity map; getters reload with populate_existing instead.
 NO_SYNC = {"synchronize_session": False}
+# A host cut off the network must neither hang its process nor hold a row lock (a stage's
+# lease) until TCP gives up, which takes minutes to hours. libpq bounds the client's side
+# (connecting, and data left unacknowledged); the session settings make the server drop a
+# client that stops answering within about 11 s, rolling back its transaction, so another
+# worker can take the stage over when its lease lapses (15 s by default). A URL's own query
+# parameters win over these.
+PG_CONNECT_ARGS = {
+    "connect_timeout": 10,  # seconds
+    "keepalives": 1,
+    "keepalives_idle": 5,  # seconds
+    "keepalives_interval": 2,  # seconds
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms
+}
+PG_SESSION = {
+    "tcp_keepalives_idle": 5,  # seconds
+    "tcp_keepalives_interval": 2,  # seconds
+    "tcp_keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms
+}
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -132,7 +152,10 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
-        engine = create_engine(parsed, **kwargs)
+        given = kwargs.pop("connect_args", {})
+        defaults = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+        engine = create_engine(parsed, connect_args={**defaults, **given}, **kwargs)
+        event.listen(engine, "connect", _pg_on_connect)
         event.listen(engine, "handle_error", _mid_query_is_broken)
         return engine
     path = sqlite_file(parsed)
@@ -153,6 +176,14 @@ def make_engine(url: str | URL, *, create: bool = True, **kwargs: Any) -> Engine
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _pg_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # SET (not SET LOCAL) lasts for the session, once committed.
+    with dbapi_connection.cursor() as cursor:
+        for name, value in PG_SESSION.items():
+            cursor.execute(f"SET {name} = {int(value)}")
+    dbapi_connection.commit()
 
 
 def _mid_query_is_broken(context: Any) -> None:

@@ -4,11 +4,18 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from fixtures_storage import new_run
+from fixtures_storage import POSTGRES_URL, new_run, require_postgres
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from storage.db import make_engine, normalize_url, redact_url, session_scope
+from storage.db import (
+    PG_CONNECT_ARGS,
+    PG_SESSION,
+    make_engine,
+    normalize_url,
+    redact_url,
+    session_scope,
+)
 from storage.errors import NotFound, StorageError
 from storage.runs import get_run, list_runs
 from storage.snapshots import put_snapshot
@@ -76,6 +83,30 @@ def test_connection_settings(engine: Engine) -> None:
         else:
             assert engine.dialect.driver == "psycopg"
             assert connection.execute(text("SELECT current_schema()")).scalar().startswith("t_")
+            # a client cut off the network is dropped by the server (its locks released) and
+            # gives up itself, both within seconds; the URL's own options still hold
+            for name, value in PG_SESSION.items():
+                assert connection.execute(text(f"SHOW {name}")).scalar() == str(value)
+            libpq = connection.connection.dbapi_connection.info.get_parameters()
+            assert {k: libpq[k] for k in PG_CONNECT_ARGS} == {
+                k: str(v) for k, v in PG_CONNECT_ARGS.items()
+            }
+
+
+def test_a_postgresql_urls_parameters_win_over_the_defaults() -> None:
+    require_postgres()
+    engine = make_engine(f"{POSTGRES_URL}?keepalives_idle=7", connect_args={"connect_timeout": 4})
+    try:
+        with engine.connect() as connection:
+            libpq = connection.connection.dbapi_connection.info.get_parameters()
+            # a rolled-back first transaction does not undo the session settings
+            connection.rollback()
+            assert connection.execute(text("SHOW tcp_user_timeout")).scalar() == "10000"
+    finally:
+        engine.dispose()
+    assert libpq["keepalives_idle"] == "7"
+    assert libpq["connect_timeout"] == "4"
+    assert libpq["tcp_user_timeout"] == "10000"
 
 
 def test_timestamps_come_back_aware_utc(engine: Engine) -> None:
