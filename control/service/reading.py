@@ -21,7 +21,8 @@ from worker.errors import DataError
 
 STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 SPLITS = ("dev", "test", "train")
-CURVE = ("iteration", "train_acc", "dev_acc", "loss", "lr", "wall")  # a metric point's fields
+# a metric point's fields; `at`: the database's UTC time it was written (None before 0009)
+CURVE = ("iteration", "train_acc", "dev_acc", "loss", "lr", "wall", "at")
 SNAPSHOT = ("id", "iteration", "size", "sha256", "created_at")
 
 
@@ -46,7 +47,7 @@ class Reading(Base):
 
     def metrics(self, run_id: int) -> list[dict]:
         """The run's learning curve: a point per eval period (iteration, train_acc, dev_acc,
-        loss, lr, wall: seconds since the slice that measured it began)."""
+        loss, lr, wall: seconds since the slice that measured it began, at: when it was stored)."""
         with session_scope(self.engine(), readonly=True) as s:
             runs.get_run(s, run_id)
             points = metrics.metrics_of(s, run_id)

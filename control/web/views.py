@@ -55,6 +55,7 @@ def point_dict(p) -> dict:
         "dev_acc": p.dev_acc,
         "loss": p.loss,
         "lr": p.lr,
+        "at": p.at.isoformat() if p.at else None,  # UTC, the database's clock; None before 0009
     }
 
 

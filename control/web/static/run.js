@@ -82,7 +82,7 @@
     if (key !== shown) {  // redraw only when something changed, so hovering stays steady
       shown = key;
       const bounds = d.stages.slice(1).map((x) => x.start_iteration).filter((v) => v !== null);
-      const pts = (f) => d.points.map((p) => [p.iteration, p[f]]);
+      const pts = (f) => d.points.map((p) => [p.iteration, p[f], p.at]);
       chart.line(parts.acc, [{ name: "train", points: pts("train_acc") }, { name: "dev", points: pts("dev_acc") }],
         { title: "accuracy", boundaries: bounds, format: (v) => (100 * v).toFixed(2) + "%", file: `run-${runId}-accuracy` });
       chart.line(parts.loss, [{ name: "loss", points: pts("loss") }], { title: "loss", boundaries: bounds, log: true, file: `run-${runId}-loss` });
