@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
-from storage import bookkeeping, halving, metrics, runs, snapshots, stages
+from storage import bookkeeping, halving, listing, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import runspec
@@ -262,6 +262,24 @@ def runs_rows(
         }
         for r in summaries
     ]
+
+
+def page_row(r: listing.RunRow, tags: list[str]) -> dict:
+    """A row of the dashboard's runs page: `gradq runs --json`'s fields, progress, it/s, ETA."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "iteration": r.iteration,
+        "best_dev_acc": r.best_dev_acc,
+        "created_at": r.created_at,
+        "age": age(r.created_at),
+        "parent_snapshot_id": r.parent_snapshot_id,
+        "tags": tags,
+        "progress": r.progress,
+        "rate": r.rate,
+        "eta_seconds": r.eta_seconds,
+    }
 
 
 def lr_cell(lr: float, shape: str) -> str:
