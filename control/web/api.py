@@ -85,6 +85,18 @@ def _reads(guard: Guard) -> APIRouter:
         )
         return _cached(request, page)
 
+    @api.get("/sweeps", summary="Halving sweeps, oldest first: settings, state, best run.")
+    def sweeps(request: Request) -> Response:
+        return _cached(request, _service(request).sweeps())
+
+    @api.get(
+        "/sweeps/{sweep_id}",
+        summary="A halving sweep's rungs: each run's dev accuracy at the rung's end, its rank, "
+        "how many went on (keep) and its fate (went on, stopped, failed, - while undecided).",
+    )
+    def sweep(request: Request, sweep_id: Id) -> Response:
+        return _cached(request, _service(request).sweep(sweep_id))
+
     @api.get("/runs/{run_id}", summary="A run: settings, stages, curve, snapshots, lineage.")
     def run(request: Request, run_id: Id) -> Response:
         return _cached(request, views.run_page(_engine(request), run_id))

@@ -70,7 +70,9 @@
     const d = await get(`/api/runs/${runId}`);
     document.title = `gradq · run ${d.id}`;
     parts.head.replaceChildren(el("h1", {}, `run ${d.id} `, el("span", { class: "run-name" }, d.name), " ", status(d.status)),
-      el("div", {}, d.tags.map((t) => el("span", { class: "tag" }, t))));
+      el("div", {}, d.tags.map((t) => el("span", { class: "tag" }, t))),
+      d.sweep_id === null ? "" : el("div", { class: "in-sweep" }, "in ", el("a", { href: "/sweeps/" + d.sweep_id }, `halving sweep ${d.sweep_id}`),
+        d.stopped ? ": " + d.stopped : ""));
     const s = d.settings;
     parts.settings.replaceChildren(el("div", {},
       `net 784-${s.hidden.join("-")}-10 ${s.activations.join(",")}, init ${s.init}, ${s.dtype}, seed ${s.seed}, `,

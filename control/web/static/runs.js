@@ -62,7 +62,7 @@
   page.prepend(el("h1", {}, "Runs"), form);
   page.append(table, pager, sweepBox);
 
-  let rows = [], total = 0, latest = 0;  // the page's rows, how many runs match, the newest request
+  let rows = [], total = 0, latest = 0, halvings = [];  // the page's rows, how many runs match, the newest request
 
   function apply() {
     state.page = 1;
@@ -105,7 +105,7 @@
     table.hidden = pager.hidden = sweeping;
     sweepBox.hidden = !sweeping;
     if (sweeping) {
-      sweepBox.replaceChildren(...sweeps.tables(rows));
+      sweepBox.replaceChildren(...sweeps.halving(halvings), ...sweeps.tables(rows));
       say(rows.length ? "" : "no runs match");
       return;
     }
@@ -161,8 +161,10 @@
 
   async function refresh() {
     const mine = ++latest;
-    const answer = state.view === "sweeps" ? await fetchAll() : await fetchPage();
+    const sweeping = state.view === "sweeps";
+    const [answer, halving] = await Promise.all([sweeping ? fetchAll() : fetchPage(), sweeping ? get("/api/sweeps") : []]);
     if (mine !== latest) return;  // a newer sort or page was asked for meanwhile
+    halvings = halving;
     rows = answer.runs;
     total = answer.total;
     draw();
