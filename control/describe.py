@@ -274,7 +274,8 @@ def runs_rows(
 
 
 def page_row(r: listing.RunRow, tags: list[str]) -> dict:
-    """A row of the dashboard's runs page: `gradq runs --json`'s fields, progress, it/s, ETA."""
+    """A row of the dashboard's runs page: `gradq runs --json`'s fields but `age` (the page
+    counts it from `created_at`, so an unchanged list keeps its ETag), progress, it/s, ETA."""
     return {
         "id": r.id,
         "name": r.name,
@@ -282,7 +283,6 @@ def page_row(r: listing.RunRow, tags: list[str]) -> dict:
         "iteration": r.iteration,
         "best_dev_acc": r.best_dev_acc,
         "created_at": r.created_at,
-        "age": age(r.created_at),
         "parent_snapshot_id": r.parent_snapshot_id,
         "tags": tags,
         "progress": r.progress,
