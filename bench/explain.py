@@ -33,8 +33,7 @@ from history import fill  # noqa: E402
 from scratch_db import drop_schema, new_database  # noqa: E402
 
 from control import describe  # noqa: E402
-from control.web import views  # noqa: E402
-from storage import bookkeeping, liveness, reaper, retention, runs, stages  # noqa: E402
+from storage import bookkeeping, listing, liveness, reaper, retention, runs, stages  # noqa: E402
 from storage.db import make_engine, session_scope  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 
@@ -67,7 +66,7 @@ def calls(engine: Engine) -> list[tuple[str, Callable[[], object]]]:
         ("liveness.waiting", in_session(liveness.waiting)),
         ("runs.list_runs", in_session(runs.list_runs)),
         ("describe.runs_rows", lambda: describe.runs_rows(engine)),
-        ("views.runs_list", lambda: views.runs_list(engine)),
+        ("listing.page_of_runs", in_session(lambda s: listing.page_of_runs(s, sort="best"))),
         # what a snapshot's delete costs: `gradq prune` (one of a run's two goes), `gradq rm`
         ("retention.apply_retention", in_session(lambda s: prune(s))),
         ("bookkeeping.delete_run", in_session(lambda s: bookkeeping.delete_run(s, 6))),

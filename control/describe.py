@@ -7,7 +7,7 @@ import time
 from sqlalchemy import Engine
 
 from control.output import age, pct, table
-from storage import bookkeeping, halving, metrics, runs, snapshots, stages
+from storage import bookkeeping, halving, listing, metrics, runs, snapshots, stages
 from storage.db import session_scope
 from storage.models import StageStatus
 from worker import runspec
@@ -49,7 +49,7 @@ def sweep_dict(engine: Engine, sweep_id: int) -> dict:
     with session_scope(engine, readonly=True) as s:
         sweep = halving.get_sweep(s, sweep_id)
         rungs = halving.rungs_of(s, sweep_id)
-        names = {r.id: r.name for r in runs.list_runs(s) if r.id in _members(rungs)}
+        members = halving.members(s, sweep_id)  # run id -> (name, why halving stopped it)
         done = halving.settled(s, sweep_id)
     last = rungs[-1].entries if rungs else []
     best = last[0] if last and last[0].dev_acc is not None and done else None
@@ -71,11 +71,15 @@ def sweep_dict(engine: Engine, sweep_id: int) -> dict:
                 "runs": [
                     {
                         "run_id": e.run_id,
-                        "name": names.get(e.run_id),
+                        "name": members.get(e.run_id, (None, None))[0],
                         "status": e.status,
                         "dev_acc": e.dev_acc,
                         "rank": e.rank,
                         "promoted": e.promoted,
+                        "fate": fate(e, r),
+                        "stopped": members.get(e.run_id, (None, None))[1]
+                        if not e.promoted
+                        else None,
                     }
                     for e in r.entries
                 ],
@@ -93,8 +97,13 @@ def sweeps_rows(engine: Engine) -> list[dict]:
     return [{k: v for k, v in d.items() if k != "rung_results"} for d in rows]
 
 
-def _members(rungs: list[halving.Rung]) -> set[int]:
-    return {e.run_id for r in rungs for e in r.entries}
+def fate(e: halving.Entry, rung: halving.Rung) -> str:
+    """What the rung's decision did to a run: went on, stopped, failed; "-" while undecided."""
+    if e.promoted:
+        return "went on"
+    if not rung.decided:
+        return "-"
+    return "failed" if e.dev_acc is None else "stopped"
 
 
 def settings_dict(c: RunConfig) -> dict:
@@ -262,6 +271,24 @@ def runs_rows(
         }
         for r in summaries
     ]
+
+
+def page_row(r: listing.RunRow, tags: list[str]) -> dict:
+    """A row of the dashboard's runs page: `gradq runs --json`'s fields but `age` (the page
+    counts it from `created_at`, so an unchanged list keeps its ETag), progress, it/s, ETA."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "iteration": r.iteration,
+        "best_dev_acc": r.best_dev_acc,
+        "created_at": r.created_at,
+        "parent_snapshot_id": r.parent_snapshot_id,
+        "tags": tags,
+        "progress": r.progress,
+        "rate": r.rate,
+        "eta_seconds": r.eta_seconds,
+    }
 
 
 def lr_cell(lr: float, shape: str) -> str:

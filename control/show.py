@@ -80,7 +80,7 @@ def sweeps_(
         table(
             ["rank", "run", "name", "status", "dev at rung end", "fate"],
             [
-                [e["rank"], e["run_id"], e["name"], e["status"], pct(e["dev_acc"]), _fate(e, rung)]
+                [e["rank"], e["run_id"], e["name"], e["status"], pct(e["dev_acc"]), e["fate"]]
                 for e in rung["runs"]
             ],
             title=f"rung {rung['rung']}: {n} run{'s' * (n != 1)}, {kept} ({fate})",
@@ -110,14 +110,6 @@ def _list_sweeps(as_json: bool) -> None:
             for d in rows
         ],
     )
-
-
-def _fate(entry: dict, rung: dict) -> str:
-    if entry["promoted"]:
-        return "went on"
-    if not rung["decided"]:
-        return "-"
-    return "failed" if entry["dev_acc"] is None else "stopped"
 
 
 def show(run: RunArg, as_json: Json = False) -> None:

@@ -73,3 +73,22 @@ def _ago_pg(element: ago, compiler: SQLCompiler, **kw: Any) -> str:
 def _ago_sqlite(element: ago, compiler: SQLCompiler, **kw: Any) -> str:
     seconds = compiler.process(element.clauses, **kw)
     return f"{_SQLITE_NOW}, '-' || ({seconds}) || ' seconds')"
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 - reads like a SQL function
+    """`end - start` in seconds as a float, on either backend (a running stage's rate)."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "postgresql")
+def _between_pg(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
+
+
+@compiles(seconds_between, "sqlite")
+def _between_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"

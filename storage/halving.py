@@ -221,6 +221,12 @@ def open_sweeps(session: Session) -> list[int]:
     return list(session.scalars(query))
 
 
+def members(session: Session, sweep_id: int) -> dict[int, tuple[str, str | None]]:
+    """The sweep's runs: id -> (name, why halving stopped it, or None)."""
+    query = select(Run.id, Run.name, Run.stopped).where(Run.sweep_id == sweep_id)
+    return {i: (name, why) for i, name, why in session.execute(query)}
+
+
 def rungs_of(session: Session, sweep_id: int) -> list[Rung]:
     """Every rung reached so far, ranked as its decision ranked it (or would)."""
     sweep = get_sweep(session, sweep_id)

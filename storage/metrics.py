@@ -5,6 +5,7 @@ import math
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage.clock import utcnow
 from storage.db import NO_SYNC, insert_for
 from storage.models import Metric
 
@@ -34,11 +35,13 @@ def add_metric(
         loss=float(loss),
         lr=float(lr),
         wall=float(wall),
+        at=utcnow(),  # the database's clock, so points from skewed hosts line up
     )
     upsert = point.on_conflict_do_update(
         index_elements=["run_id", "iteration"],
         set_={
-            name: point.excluded[name] for name in ("train_acc", "dev_acc", "loss", "lr", "wall")
+            name: point.excluded[name]
+            for name in ("train_acc", "dev_acc", "loss", "lr", "wall", "at")
         },
     )
     session.execute(upsert, execution_options=NO_SYNC)

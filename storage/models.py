@@ -258,6 +258,8 @@ class Metric(Base):
     loss: Mapped[float] = mapped_column(Float)
     lr: Mapped[float] = mapped_column(Float)
     wall: Mapped[float] = mapped_column(Float)  # seconds since the slice (train call) began
+    # the database's time the point was written; None for points older than migration 0009
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RunTag(Base):

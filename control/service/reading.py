@@ -11,7 +11,7 @@ from control import connections, describe, parse, workers
 from control.errors import BrokerUnreachableError, UserInputError
 from control.output import one_line
 from control.service.base import Base
-from storage import metrics, migrate, runs, snapshots
+from storage import bookkeeping, listing, metrics, migrate, runs, snapshots
 from storage.db import redact_url, session_scope
 from storage.models import Stage
 from worker import runspec
@@ -21,7 +21,8 @@ from worker.errors import DataError
 
 STATUS_TIMEOUT = 1.5  # seconds to collect workers' replies: a loaded box answers slowly
 SPLITS = ("dev", "test", "train")
-CURVE = ("iteration", "train_acc", "dev_acc", "loss", "lr", "wall")  # a metric point's fields
+# a metric point's fields; `at`: the database's UTC time it was written (None before 0009)
+CURVE = ("iteration", "train_acc", "dev_acc", "loss", "lr", "wall", "at")
 SNAPSHOT = ("id", "iteration", "size", "sha256", "created_at")
 
 
@@ -44,9 +45,39 @@ class Reading(Base):
         """Every run, oldest first, with this status, this tag and a name holding `name`."""
         return describe.runs_rows(self.engine(), None, parse.run_status(status), tag, name)
 
+    def runs_page(
+        self,
+        status: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+        *,
+        sort: str = "id",
+        order: str = "desc",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict:
+        """One page of the run list, filtered, sorted and counted by the database (the
+        dashboard's runs page): `total` matching runs, and `runs` from `offset` on."""
+        if order not in ("asc", "desc"):
+            raise UserInputError(f"order {order!r}: use asc or desc", "order")
+        with session_scope(self.engine(), readonly=True) as s:
+            page = listing.page_of_runs(
+                s,
+                status=parse.run_status(status),
+                tag=tag,
+                name=name,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
+            tags = bookkeeping.tags_of(s, [r.id for r in page.rows])
+        rows = [describe.page_row(r, tags.get(r.id, [])) for r in page.rows]
+        return {"total": page.total, "offset": offset, "limit": limit, "runs": rows}
+
     def metrics(self, run_id: int) -> list[dict]:
         """The run's learning curve: a point per eval period (iteration, train_acc, dev_acc,
-        loss, lr, wall: seconds since the slice that measured it began)."""
+        loss, lr, wall: seconds since the slice that measured it began, at: when it was stored)."""
         with session_scope(self.engine(), readonly=True) as s:
             runs.get_run(s, run_id)
             points = metrics.metrics_of(s, run_id)

@@ -16,7 +16,7 @@ from control.errors import UserInputError
 from control.service import Service
 from control.web import cache, views
 from control.web.security import TOKEN_HEADER, Guard
-from storage import bookkeeping
+from storage import bookkeeping, listing
 
 Id = Annotated[int, Path(ge=1, le=parse.MAX_ID)]
 
@@ -63,17 +63,39 @@ def _reads(guard: Guard) -> APIRouter:
     def session(request: Request) -> dict:
         return {"token": guard.session_token(request), "loopback": guard.loopback}
 
-    @api.get("/runs", summary="Runs, oldest first, with progress, it/s, ETA and tags.")
+    @api.get(
+        "/runs",
+        summary="A page of runs with progress, it/s, ETA and tags, and how many match.",
+        description="Sorted by `sort` (id, name, status, progress, iteration, rate, eta, best, "
+        "tags, age) in `order` (asc, desc), empty values last; `limit` runs (1 to 1000) from "
+        "`offset`. The answer: `total` (runs matching the filters), `offset`, `limit`, `runs`.",
+    )
     def runs_(
         request: Request,
         status: Annotated[str | None, Query(max_length=20)] = None,
         tag: Annotated[str | None, Query(max_length=64)] = None,
         name: Annotated[str | None, Query(max_length=parse.MAX_NAME)] = None,
+        sort: Annotated[str, Query(max_length=20)] = "id",
+        order: Annotated[str, Query(max_length=4)] = "desc",
+        limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = 50,
+        offset: Annotated[int, Query(ge=0, le=listing.MAX_OFFSET)] = 0,
     ) -> Response:
-        engine, status = _engine(request), parse.run_status(status)
-        return _cached(
-            request, views.runs_list(engine, status=status, tag=tag or None, name=name or None)
+        page = _service(request).runs_page(
+            status, tag or None, name or None, sort=sort, order=order, limit=limit, offset=offset
         )
+        return _cached(request, page)
+
+    @api.get("/sweeps", summary="Halving sweeps, oldest first: settings, state, best run.")
+    def sweeps(request: Request) -> Response:
+        return _cached(request, _service(request).sweeps())
+
+    @api.get(
+        "/sweeps/{sweep_id}",
+        summary="A halving sweep's rungs: each run's dev accuracy at the rung's end, its rank, "
+        "how many went on (keep) and its fate (went on, stopped, failed, - while undecided).",
+    )
+    def sweep(request: Request, sweep_id: Id) -> Response:
+        return _cached(request, _service(request).sweep(sweep_id))
 
     @api.get("/runs/{run_id}", summary="A run: settings, stages, curve, snapshots, lineage.")
     def run(request: Request, run_id: Id) -> Response:

@@ -19,7 +19,7 @@ from control.errors import BrokerUnreachableError, ControlError, UserInputError
 from control.service import Service
 from control.web import api, exporter
 from control.web.security import COOKIE, Guard, GuardMiddleware
-from storage import runs, snapshots
+from storage import halving, runs, snapshots
 from storage.db import session_scope
 from storage.errors import NotFound, StorageError, StorageUnavailable
 from worker.errors import WorkerError
@@ -34,6 +34,7 @@ PAGES = {
     "/api-docs": ("API", "apidocs", None),
     "/runs/{ident}": ("Run", "run", "run"),
     "/evaluate/{ident}": ("Evaluate", "evaluate", "snapshot"),
+    "/sweeps/{ident}": ("Sweep", "sweep", "sweep"),
 }
 SHELL = (STATIC / "page.html").read_text()
 NOT_FOUND = (STATIC / "notfound.html").read_text()
@@ -116,7 +117,9 @@ def _missing(engine: Engine, noun: str, ident: str) -> str | None:
     """Why a page's id names no run or snapshot, or None when it names one."""
     if not ID.fullmatch(ident) or int(ident) > parse.MAX_ID:
         return f"A {noun}'s page is named by its id, a whole number from 1 (as on the runs page)."
-    get = runs.get_run if noun == "run" else snapshots.get_snapshot
+    get = {"run": runs.get_run, "snapshot": snapshots.get_snapshot, "sweep": halving.get_sweep}[
+        noun
+    ]
     try:
         with session_scope(engine, readonly=True) as s:
             get(s, int(ident))

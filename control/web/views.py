@@ -9,35 +9,9 @@ from sqlalchemy import Engine, func, select
 from control import describe
 from storage import metrics, snapshots, stages
 from storage.db import session_scope
-from storage.models import Run, Snapshot, Stage, StageStatus
+from storage.models import Run, Snapshot, Stage
 
 MAX_POINTS = 5000  # per run and answer: a longer curve is thinned evenly, keeping its last point
-
-
-def runs_list(
-    engine: Engine, status: str | None = None, tag: str | None = None, name: str | None = None
-) -> list[dict]:
-    """The runs page: `gradq runs` rows plus progress, it/s and ETA of running stages."""
-    rows = describe.runs_rows(engine, None, status, tag, name)
-    with session_scope(engine, readonly=True) as s:
-        totals = dict(
-            (run_id, (done, total))
-            for run_id, done, total in s.execute(
-                select(Stage.run_id, func.sum(Stage.iterations_done), func.sum(Stage.iterations))
-                .where(Stage.status != StageStatus.CANCELLED)
-                .group_by(Stage.run_id)
-            )
-        )
-        running = s.scalars(select(Stage).where(Stage.status == StageStatus.RUNNING)).all()
-    rates: dict[int, tuple[float | None, float | None]] = {}
-    for x in running:
-        rates[x.run_id] = describe.progress(x)
-    for r in rows:
-        done, total = totals.get(r["id"], (0, 0))
-        r["progress"] = (done or 0) / total if total else None
-        r["rate"], r["eta_seconds"] = rates.get(r["id"], (None, None))
-        r["created_at"] = r["created_at"].isoformat()
-    return rows
 
 
 def thin(points: list, limit: int = MAX_POINTS) -> list:
@@ -55,6 +29,7 @@ def point_dict(p) -> dict:
         "dev_acc": p.dev_acc,
         "loss": p.loss,
         "lr": p.lr,
+        "at": p.at.isoformat() if p.at else None,  # UTC, the database's clock; None before 0009
     }
 
 

@@ -160,7 +160,7 @@ def test_local_train_show_metrics_snapshots_evaluate_predict_export(home, small_
     assert show.exit_code == 0 and "stage start" in show.stdout
     csv = gradq("metrics", run["id"], "--format", "csv")
     lines = csv.stdout.strip().splitlines()
-    assert lines[0] == "iteration,train_acc,dev_acc,loss,lr,wall"
+    assert lines[0] == "iteration,train_acc,dev_acc,loss,lr,wall,at"
     assert [int(line.split(",")[0]) for line in lines[1:]] == [0, 50, 100, 150]
     snaps = json.loads(gradq("snapshots", run["id"], "--json").stdout)
     assert [s["iteration"] for s in snaps] == [0, 50, 100, 150]

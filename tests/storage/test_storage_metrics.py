@@ -82,3 +82,24 @@ def test_eight_concurrent_writers_lose_nothing(engine: Engine) -> None:
         for run_id in run_ids:
             assert [m.iteration for m in metrics_of(session, run_id)] == list(range(1, 101))
             assert [s.iteration for s in snapshots_of(session, run_id)] == list(range(10, 101, 10))
+
+
+def test_a_point_keeps_the_database_time_it_was_written(engine: Engine) -> None:
+    """The chart's wall-time axis: `at` comes from the database's clock, and a rewrite moves it."""
+    from storage.clock import utcnow
+
+    with session_scope(engine) as session:
+        run_id = new_run(session)
+        add_metric(session, run_id, 50, train_acc=0.5, dev_acc=0.4, loss=2.0, lr=1.0, wall=1.0)
+        add_metric(session, run_id, 100, train_acc=0.6, dev_acc=0.5, loss=1.5, lr=1.0, wall=2.0)
+    with session_scope(engine) as session:
+        first, second = metrics_of(session, run_id)
+        now = session.scalar(select(utcnow()))
+    assert first.at is not None and second.at is not None
+    assert first.at.tzinfo is not None  # aware UTC on both backends
+    assert first.at <= second.at <= now
+    with session_scope(engine) as session:  # a point recomputed after a resume: a new time
+        add_metric(session, run_id, 50, train_acc=0.7, dev_acc=0.6, loss=1.0, lr=1.0, wall=3.0)
+    with session_scope(engine) as session:
+        again = metrics_of(session, run_id)[0]
+    assert again.at is not None and again.at >= now

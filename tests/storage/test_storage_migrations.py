@@ -194,3 +194,41 @@ def test_downgrade_below_0006_keeps_every_run_and_stage(engine: Engine) -> None:
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM stages")).scalar() == 2
+
+
+def test_0009_adds_point_time_and_older_points_keep_none(engine: Engine) -> None:
+    """Points written before 0009 survive its upgrade and downgrade, with no time (NULL)."""
+    from fixtures_storage import new_run
+
+    from storage.db import session_scope
+    from storage.metrics import add_metric, metrics_of
+
+    def point_columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("metrics")}
+
+    with session_scope(engine) as s:
+        run_id = new_run(s)
+    downgrade(engine, "0008")
+    assert current_revision(engine) == "0008"
+    assert "at" not in point_columns()
+    with engine.begin() as conn:  # a point as 0008's code wrote it
+        conn.execute(
+            text(
+                "INSERT INTO metrics (run_id, iteration, train_acc, dev_acc, loss, lr, wall)"
+                " VALUES (:r, 50, 0.5, 0.4, 1.0, 1.0, 1.0)"
+            ),
+            {"r": run_id},
+        )
+    upgrade(engine)
+    assert "at" in point_columns()
+    with session_scope(engine) as s:
+        add_metric(s, run_id, 100, train_acc=0.6, dev_acc=0.5, loss=0.9, lr=1.0, wall=2.0)
+    with session_scope(engine) as s:
+        old, new = metrics_of(s, run_id)
+    assert (old.iteration, old.at) == (50, None)
+    assert new.at is not None
+    downgrade(engine, "0008")
+    assert "at" not in point_columns()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM metrics")).scalar() == 2
+    upgrade(engine)

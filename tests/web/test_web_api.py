@@ -56,12 +56,13 @@ def test_runs_filters_progress_and_run_page(client: TestClient, engine: Engine) 
         snap = put_snapshot(s, a, 50, b"blob")
         fork = new_run(s, name="child", parent_snapshot_id=snap)
     _running(engine, a)
-    rows = client.get("/api/runs").json()
-    assert [r["id"] for r in rows] == [a, b, fork]
+    answer = client.get("/api/runs?order=asc").json()
+    rows = answer["runs"]
+    assert [r["id"] for r in rows] == [a, b, fork] and answer["total"] == 3
     assert rows[0]["progress"] == pytest.approx(10 / 200) and rows[0]["tags"] == ["x"]
-    assert [r["id"] for r in client.get("/api/runs?tag=x").json()] == [a]
-    assert [r["id"] for r in client.get("/api/runs?status=running").json()] == [a]
-    assert [r["id"] for r in client.get("/api/runs?name=OTH").json()] == [b]
+    assert [r["id"] for r in client.get("/api/runs?tag=x").json()["runs"]] == [a]
+    assert [r["id"] for r in client.get("/api/runs?status=running").json()["runs"]] == [a]
+    assert [r["id"] for r in client.get("/api/runs?name=OTH").json()["runs"]] == [b]
     assert client.get("/api/runs?status=nope").status_code == 400
     d = client.get(f"/api/runs/{a}").json()
     assert d["name"] == "<script>alert(1)</script>"  # JSON carries it; the page sets it as text
@@ -208,8 +209,11 @@ ids = st.sampled_from(
     ["1", "2", "0", "-1", "99999999999", "abc", "1.5", "%00"]
 ) | st.integers().map(str)
 queries = st.dictionaries(
-    st.sampled_from(["status", "tag", "name", "ids", "split", "x"]),
-    st.text(max_size=30) | st.sampled_from(["1,2", "running", "dev", "test", "1,,x"]),
+    st.sampled_from(
+        ["status", "tag", "name", "ids", "split", "x", "sort", "order", "limit", "offset"]
+    ),
+    st.text(max_size=30)
+    | st.sampled_from(["1,2", "running", "dev", "test", "1,,x", "best", "asc", "-1", "1001"]),
     max_size=3,
 )
 
@@ -306,3 +310,49 @@ def test_continue_fork_and_resume_queue_their_stages(
     assert resumed.status_code == 200 and resumed.json()["resumed"]
     assert client.get(f"/api/runs/{run}").json()["status"] == "queued"
     broker.delete(*broker.keys(f"*{queue}@*"))  # its messages and bindings: no worker reads them
+
+
+def test_runs_come_a_page_at_a_time_sorted_and_counted_by_the_server(
+    client: TestClient, engine: Engine
+) -> None:
+    with session_scope(engine) as s:
+        made = [new_run(s, name=f"run {i}") for i in range(7)]
+        for k, run in enumerate(made):
+            acc = [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2][k]
+            add_metric(s, run, 50, train_acc=acc, dev_acc=acc, loss=1.0, lr=1.0, wall=1.0)
+    best = sorted(made, key=lambda r: -[0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2][made.index(r)])
+    first = client.get("/api/runs?sort=best&order=desc&limit=3").json()
+    assert (first["total"], first["offset"], first["limit"]) == (7, 0, 3)
+    assert [r["id"] for r in first["runs"]] == best[:3]
+    second = client.get("/api/runs?sort=best&order=desc&limit=3&offset=3").json()
+    assert [r["id"] for r in second["runs"]] == best[3:6]
+    last = client.get("/api/runs?sort=best&order=asc&limit=3&offset=6").json()
+    assert [r["id"] for r in last["runs"]] == [best[0]]  # ascending: the best comes last
+    assert client.get("/api/runs?offset=50").json() == {
+        "total": 7,
+        "offset": 50,
+        "limit": 50,
+        "runs": [],
+    }
+    assert [r["id"] for r in client.get("/api/runs").json()["runs"]] == made[::-1]  # newest first
+    # nothing in a row moves with the clock (the page counts ages), so an unchanged list is a 304
+    assert "age" not in first["runs"][0] and "created_at" in first["runs"][0]
+
+
+@pytest.mark.parametrize(
+    "query, code, words",
+    [
+        ("sort=drop%20table", 400, "use one of id, name"),
+        ("sort=<b>", 400, "sort '<b>'"),
+        ("order=up", 400, "use asc or desc"),
+        ("limit=0", 422, "limit"),
+        ("limit=1001", 422, "limit"),
+        ("offset=-1", 422, "offset"),
+        ("limit=abc", 422, "limit"),
+    ],
+)
+def test_a_bad_page_is_a_clear_4xx(client: TestClient, query: str, code: int, words: str) -> None:
+    answer = client.get("/api/runs?" + query)
+    assert answer.status_code == code, answer.text
+    assert words in answer.json()["detail"]
+    assert answer.headers["content-type"].startswith("application/json")  # never a page of HTML

@@ -70,8 +70,8 @@ def test_the_curve_downloads_as_csv_and_the_chart_as_svg(ui, engine, page, tmp_p
     assert got.value.suggested_filename.endswith("-loss.csv")
     with open(got.value.path(), newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["iteration", "loss"]
-    assert [(int(a), float(b)) for a, b in rows[1:]] == POINTS
+    assert rows[0] == ["iteration", "at", "loss"]  # `at`: each point's database time
+    assert [(int(a), float(b)) for a, _, b in rows[1:]] == POINTS
     with page.expect_download() as got:
         loss.locator("button[data-chart='svg']").click()
     drawn = got.value.path().read_text()

@@ -1,7 +1,8 @@
 // A small SVG line chart: hover shows each series' value at the nearest iteration; a log scale
 // for the y-axis, drag across to zoom on iterations (double-click shows them all again), the
 // legend beside the plot, redrawn at the page's width, and the curve as CSV or the chart as SVG.
-// The x-axis is iterations: the API's points carry no time (the database's `wall` is not sent).
+// The x-axis is iterations or wall time: a point is [iteration, value, at] where `at` is the
+// database's time it was written (ISO text; null for points stored before gradq kept it).
 "use strict";
 
 const chart = (() => {
@@ -49,7 +50,7 @@ const chart = (() => {
     return [lo, hi];
   }
 
-  // series: [{name, points: [[x, y], ...]}]; opts: {title, height, boundaries, format,
+  // series: [{name, points: [[iteration, y, at], ...]}]; opts: {title, height, boundaries, format,
   // log (offer the log toggle), file (the downloads' name)}. Zoom and log survive redraws.
   function line(host, series, opts = {}) {
     if (!host.chart) setUp(host);
@@ -59,13 +60,18 @@ const chart = (() => {
   }
 
   function setUp(host) {
-    const st = { log: false, zoom: null, width: 0 };
+    const st = { log: false, zoom: null, width: 0, x: "iteration" };
     host.chart = st;
     host.classList.add("chart");
     const button = (label, action, fn) => gradq.el("button", { type: "button", "data-chart": action, onclick: fn }, label);
     st.logBox = gradq.el("input", { type: "checkbox", "data-chart": "log", onchange: () => { st.log = st.logBox.checked; draw(host); } });
     st.reset = button("all iterations", "reset", () => { st.zoom = null; draw(host); });
-    st.tools = gradq.el("div", { class: "chart-tools" }, gradq.el("label", {}, st.logBox, " log scale"), st.reset,
+    st.xBox = gradq.el("select", { "data-chart": "x", title: "the x-axis", onchange: () => {
+      Object.assign(st, { x: st.xBox.value, zoom: null });
+      draw(host);
+    } }, gradq.el("option", { value: "iteration" }, "x: iterations"), gradq.el("option", { value: "time" }, "x: wall time"));
+    st.note = gradq.el("span", { class: "chart-note" });
+    st.tools = gradq.el("div", { class: "chart-tools" }, st.note, st.xBox, gradq.el("label", {}, st.logBox, " log scale"), st.reset,
       button("CSV", "csv", () => save(host, "csv")), button("SVG", "svg", () => save(host, "svg")));
     st.plot = gradq.el("div", { class: "plot" });
     host.replaceChildren(st.tools, st.plot);
@@ -77,8 +83,34 @@ const chart = (() => {
     }).observe(host);
   }
 
+  // The points on the chosen axis, [x, y, iteration]: wall time is seconds since the series'
+  // first timed point, and leaves out points with no time (the note says how many).
+  function onAxis(st) {
+    const timed = st.series.some((s) => s.points.some((p) => p[2]));
+    const time = timed && st.x === "time";
+    st.xBox.disabled = !timed;
+    st.xBox.value = time ? "time" : "iteration";
+    const any = st.series.some((s) => s.points.length);
+    let untimed = 0;
+    const series = st.series.map((s) => {
+      if (!time) return { ...s, points: s.points.map((p) => [p[0], p[1], p[0]]) };
+      const t0 = Math.min(...s.points.filter((p) => p[2]).map((p) => Date.parse(p[2])));
+      untimed = Math.max(untimed, s.points.filter((p) => !p[2]).length);
+      return { ...s, points: s.points.filter((p) => p[2]).map((p) => [(Date.parse(p[2]) - t0) / 1000, p[1], p[0]]) };
+    });
+    st.note.textContent = !any ? "" : !timed ? "x in iterations: these points were stored without their time"
+      : time && untimed ? `${untimed} earlier points have no time: shown by iteration only` : "";
+    return { series, time };
+  }
+
+  // Seconds as the axis reads them: in s, min or h, whichever the span suits.
+  function clockUnit(span) {
+    return span < 180 ? [1, "s"] : span < 3 * 3600 ? [60, "min"] : [3600, "h"];
+  }
+
   function draw(host) {
-    const st = host.chart, { series, opts } = st;
+    const st = host.chart, { opts } = st;
+    const { series, time } = onAxis(st);
     st.width = host.clientWidth;
     const W = Math.max(320, st.width - 2), H = opts.height || 260;
     const legend = Math.min(190, Math.round(W * 0.3));
@@ -90,7 +122,8 @@ const chart = (() => {
       && (!st.zoom || (p[0] >= st.zoom[0] && p[0] <= st.zoom[1]));
     const kept = series.map((s) => s.points.filter(shown));
     st.reset.hidden = !st.zoom;
-    const root = svg("svg", { width: W, height: H, role: "img", "data-scale": log ? "log" : "linear" });
+    st.reset.textContent = time ? "all of it" : "all iterations";
+    const root = svg("svg", { width: W, height: H, role: "img", "data-scale": log ? "log" : "linear", "data-x": time ? "time" : "iteration" });
     root.append(svg("rect", { width: W, height: H, fill: "#fff" }), text({ x: pad.l, y: 15, "font-size": 13, "font-weight": 600 }, opts.title || ""));
     const tip = gradq.el("div", { class: "tip" });
     st.plot.replaceChildren(root, tip);
@@ -111,10 +144,12 @@ const chart = (() => {
       root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: at, y2: at, stroke: "#eef0f3" }),
         text({ x: pad.l - 4, y: at + 4, "text-anchor": "end", "font-size": 11, class: "ytick" }, +(log ? 10 ** v : v).toPrecision(log ? 3 : 6)));
     }
-    for (const v of ticks(x0, x1, Math.max(3, Math.floor((W - pad.l - pad.r) / 80)))) {
-      root.append(text({ x: X(v), y: H - 10, "text-anchor": "middle", "font-size": 11, class: "xtick" }, +v.toPrecision(6)));
+    const [unit, unitName] = time ? clockUnit(x1 - x0) : [1, ""];
+    for (const u of ticks(x0 / unit, x1 / unit, Math.max(3, Math.floor((W - pad.l - pad.r) / 80)))) {
+      const words = +u.toPrecision(6) + (time ? " " + unitName : "");
+      root.append(text({ x: X(u * unit), y: H - 10, "text-anchor": "middle", "font-size": 11, class: "xtick" }, words));
     }
-    for (const b of opts.boundaries || []) {
+    for (const b of time ? [] : opts.boundaries || []) {  // stage boundaries are iterations
       if (b < x0 || b > x1) continue;
       root.append(svg("line", { x1: X(b), x2: X(b), y1: pad.t, y2: H - pad.b, stroke: "#99a", "stroke-dasharray": "4 3" }));
     }
@@ -174,11 +209,13 @@ const chart = (() => {
         lines.push([gradq.visible(s.name), best]);
       });
       if (nearest === null) return;
-      const words = lines.map(([name, p]) => name + ": " + fmt(p[1]) + (p[0] !== nearest ? "  (it " + p[0] + ")" : ""));
+      const words = lines.map(([name, p]) => name + ": " + fmt(p[1]) + (p[0] !== nearest ? "  (it " + p[2] + ")" : ""));
+      const first = lines.find(([, p]) => p[0] === nearest)[1];
       cursor.setAttribute("x1", X(nearest));
       cursor.setAttribute("x2", X(nearest));
       cursor.setAttribute("visibility", "visible");
-      tip.textContent = "iteration " + nearest + "\n" + words.join("\n");
+      const where = time ? `after ${+nearest.toPrecision(4)} s (iteration ${first[2]})` : "iteration " + nearest;
+      tip.textContent = where + "\n" + words.join("\n");
       tip.style.display = "block";
       tip.style.left = Math.max(0, Math.min(X(nearest) + 10, W - pad.r - 170)) + "px";
       tip.style.top = pad.t + 4 + "px";
@@ -193,17 +230,21 @@ const chart = (() => {
     return '"' + (/^[=+\-@\t]/.test(words) ? "'" : "") + words.replace(/"/g, '""') + '"';
   }
 
-  // The whole curve, a row per iteration and a column per series (empty where it has no point).
+  // The whole curve, a row per iteration and a column per series (empty where it has no point);
+  // an `at` column (the database's UTC time of the point) when any point has one.
   function csv(series) {
-    const rows = new Map();
+    const rows = new Map(), at = new Map();
     series.forEach((s, i) => {
-      for (const [x, y] of s.points) {
+      for (const [x, y, when] of s.points) {
         if (!rows.has(x)) rows.set(x, new Array(series.length).fill(null));
         rows.get(x)[i] = y;
+        if (when && !at.has(x)) at.set(x, when);
       }
     });
-    const head = ["iteration", ...series.map((s) => s.name)].map(cell).join(",");
-    const body = [...rows.keys()].sort((a, b) => a - b).map((x) => [x, ...rows.get(x)].map(cell).join(","));
+    const timed = at.size > 0;
+    const head = ["iteration", ...(timed ? ["at"] : []), ...series.map((s) => s.name)].map(cell).join(",");
+    const body = [...rows.keys()].sort((a, b) => a - b)
+      .map((x) => [x, ...(timed ? [at.get(x) ?? null] : []), ...rows.get(x)].map(cell).join(","));
     return [head, ...body].join("\n") + "\n";
   }
 

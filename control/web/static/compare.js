@@ -45,7 +45,7 @@
     const key = JSON.stringify(rows.map((r) => r.points.length));
     if (key === shown) return;
     shown = key;
-    const series = (f) => rows.map((r) => ({ name: `${r.id} ${r.name}`, points: r.points.map((p) => [p.iteration, p[f]]) }));
+    const series = (f) => rows.map((r) => ({ name: `${r.id} ${r.name}`, points: r.points.map((p) => [p.iteration, p[f], p.at]) }));
     const asPct = (v) => (100 * v).toFixed(2) + "%";
     chart.line(charts.dev, series("dev_acc"), { title: "dev accuracy", format: asPct, file: "compare-dev" });
     chart.line(charts.train, series("train_acc"), { title: "train accuracy", format: asPct, file: "compare-train" });

@@ -70,7 +70,9 @@
     const d = await get(`/api/runs/${runId}`);
     document.title = `gradq · run ${d.id}`;
     parts.head.replaceChildren(el("h1", {}, `run ${d.id} `, el("span", { class: "run-name" }, d.name), " ", status(d.status)),
-      el("div", {}, d.tags.map((t) => el("span", { class: "tag" }, t))));
+      el("div", {}, d.tags.map((t) => el("span", { class: "tag" }, t))),
+      d.sweep_id === null ? "" : el("div", { class: "in-sweep" }, "in ", el("a", { href: "/sweeps/" + d.sweep_id }, `halving sweep ${d.sweep_id}`),
+        d.stopped ? ": " + d.stopped : ""));
     const s = d.settings;
     parts.settings.replaceChildren(el("div", {},
       `net 784-${s.hidden.join("-")}-10 ${s.activations.join(",")}, init ${s.init}, ${s.dtype}, seed ${s.seed}, `,
@@ -82,7 +84,7 @@
     if (key !== shown) {  // redraw only when something changed, so hovering stays steady
       shown = key;
       const bounds = d.stages.slice(1).map((x) => x.start_iteration).filter((v) => v !== null);
-      const pts = (f) => d.points.map((p) => [p.iteration, p[f]]);
+      const pts = (f) => d.points.map((p) => [p.iteration, p[f], p.at]);
       chart.line(parts.acc, [{ name: "train", points: pts("train_acc") }, { name: "dev", points: pts("dev_acc") }],
         { title: "accuracy", boundaries: bounds, format: (v) => (100 * v).toFixed(2) + "%", file: `run-${runId}-accuracy` });
       chart.line(parts.loss, [{ name: "loss", points: pts("loss") }], { title: "loss", boundaries: bounds, log: true, file: `run-${runId}-loss` });

@@ -1,5 +1,6 @@
 // The runs page: every run with its progress, rate, ETA, best dev accuracy and tags, live;
-// sorted by any column (click its header) and shown a page at a time, so 10,000 runs stay fast.
+// sorted by any column (click its header) and shown a page at a time: the server sorts, counts
+// and sends one page (/api/runs?sort=best&order=desc&limit=50&offset=50), so 10,000 runs stay fast.
 "use strict";
 (() => {
   const { el, get, pct, num, duration, age, status, say, poll } = gradq;
@@ -18,29 +19,29 @@
   const viewBtn = el("button", { type: "button", "data-view": "toggle", onclick: () => {
     state.view = state.view === "sweeps" ? "" : "sweeps";
     remember();
-    draw();
+    refresh();
   } });
   const form = el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
     statusBox, tagBox, nameBox, el("button", { type: "submit" }, "Filter"), compareBtn, viewBtn);
 
-  // key, header, sort value (a number sorts numerically; null sorts last either way), cell
+  // key, header, whether the server sorts by it (nulls last either way), cell
   const progressText = (r) => (r.progress === null ? "" : Math.round(100 * r.progress) + "%");
   const COLUMNS = [
     ["pick", "", null, (r) => el("input", picked.has(String(r.id))
       ? { type: "checkbox", class: "pick", value: r.id, checked: "" } : { type: "checkbox", class: "pick", value: r.id })],
-    ["id", "id", (r) => r.id, (r) => r.id],
-    ["name", "name", (r) => r.name.toLowerCase(), (r) => el("a", { href: "/runs/" + r.id, class: "run-name", title: r.name }, r.name)],
-    ["status", "status", (r) => r.status, (r) => status(r.status)],
-    ["progress", "progress", (r) => r.progress, (r) => [el("span", { class: "bar" }, progressBar(r.progress)), " ", progressText(r)]],
-    ["iteration", "iteration", (r) => r.iteration, (r) => r.iteration],
-    ["rate", "it/s", (r) => r.rate, (r) => num(r.rate)],
-    ["eta", "ETA", (r) => r.eta_seconds, (r) => duration(r.eta_seconds)],
-    ["best", "best dev", (r) => r.best_dev_acc, (r) => pct(r.best_dev_acc)],
-    ["tags", "tags", (r) => (r.tags.length ? r.tags.join(" ") : null), (r) => r.tags.map((t) => el("span", { class: "tag", title: t }, t))],
-    ["age", "age", (r) => -Date.parse(r.created_at), (r) => age(r.created_at)],
+    ["id", "id", true, (r) => r.id],
+    ["name", "name", true, (r) => el("a", { href: "/runs/" + r.id, class: "run-name", title: r.name }, r.name)],
+    ["status", "status", true, (r) => status(r.status)],
+    ["progress", "progress", true, (r) => [el("span", { class: "bar" }, progressBar(r.progress)), " ", progressText(r)]],
+    ["iteration", "iteration", true, (r) => r.iteration],
+    ["rate", "it/s", true, (r) => num(r.rate)],
+    ["eta", "ETA", true, (r) => duration(r.eta_seconds)],
+    ["best", "best dev", true, (r) => pct(r.best_dev_acc)],
+    ["tags", "tags", true, (r) => r.tags.map((t) => el("span", { class: "tag", title: t }, t))],
+    ["age", "age", true, (r) => age(r.created_at)],
   ];
   const NUMERIC = new Set(["id", "progress", "iteration", "rate", "eta", "best", "age"]);
-  const sortable = new Map(COLUMNS.filter((c) => c[2]).map((c) => [c[0], c[2]]));
+  const sortable = new Set(COLUMNS.filter((c) => c[2]).map((c) => c[0]));
 
   // the sort and the page live in the URL (?sort=-best&page=2): a reload or a shared link keeps them
   const state = { sort: "id", desc: true, page: Number(query.get("page")) || 1, view: query.get("view") === "sweeps" ? "sweeps" : "" };
@@ -61,7 +62,7 @@
   page.prepend(el("h1", {}, "Runs"), form);
   page.append(table, pager, sweepBox);
 
-  let rows = [];
+  let rows = [], total = 0, latest = 0, halvings = [];  // the page's rows, how many runs match, the newest request
 
   function apply() {
     state.page = 1;
@@ -74,13 +75,13 @@
     else Object.assign(state, { sort: key, desc: NUMERIC.has(key) && key !== "age" });
     state.page = 1;
     remember();
-    draw();
+    refresh();
   }
 
   function goTo(n) {
     state.page = n;
     remember();
-    draw();
+    refresh();
   }
 
   // The filters for the API, the sort and page for the page: all in the address bar.
@@ -98,43 +99,30 @@
     history.replaceState(null, "", q.toString() ? "?" + q : "/");
   }
 
-  function compare(value, desc) {
-    return (a, b) => {
-      const x = value(a), y = value(b);
-      if (x === null || x === undefined) return y === null || y === undefined ? a.id - b.id : 1;
-      if (y === null || y === undefined) return -1;
-      const order = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
-      return (desc ? -order : order) || b.id - a.id;
-    };
-  }
-
   function draw() {
     const sweeping = state.view === "sweeps";
     viewBtn.textContent = sweeping ? "All runs" : "Sweeps";
     table.hidden = pager.hidden = sweeping;
     sweepBox.hidden = !sweeping;
     if (sweeping) {
-      sweepBox.replaceChildren(...sweeps.tables(rows));
+      sweepBox.replaceChildren(...sweeps.halving(halvings), ...sweeps.tables(rows));
       say(rows.length ? "" : "no runs match");
       return;
     }
-    const sorted = rows.slice().sort(compare(sortable.get(state.sort), state.desc));
-    const pages = Math.max(1, Math.ceil(sorted.length / PAGE));
-    state.page = Math.min(Math.max(1, state.page), pages);
-    const shown = sorted.slice((state.page - 1) * PAGE, state.page * PAGE);
+    const pages = Math.max(1, Math.ceil(total / PAGE));
     for (const th of head.children) {
       const key = th.getAttribute("data-sort");
       if (!key) continue;
       if (key === state.sort) th.setAttribute("aria-sort", state.desc ? "descending" : "ascending");
       else th.removeAttribute("aria-sort");
     }
-    body.replaceChildren(...shown.map((r) => el("tr", { "data-run": r.id },
+    body.replaceChildren(...rows.map((r) => el("tr", { "data-run": r.id },
       COLUMNS.map(([key, , , cell]) => el("td", { class: "c-" + key + (NUMERIC.has(key) && key !== "progress" ? " num" : "") }, cell(r))))));
     pages > 1 ? pager.replaceChildren(
       button("first", 1, state.page > 1), button("previous", state.page - 1, state.page > 1),
-      el("span", { class: "where" }, `page ${state.page} of ${pages} (${sorted.length} runs)`),
+      el("span", { class: "where" }, `page ${state.page} of ${pages} (${total} runs)`),
       button("next", state.page + 1, state.page < pages), button("last", pages, state.page < pages))
-      : pager.replaceChildren(sorted.length ? el("span", { class: "where" }, `${sorted.length} runs`) : "");
+      : pager.replaceChildren(total ? el("span", { class: "where" }, `${total} runs`) : "");
     say(rows.length ? "" : "no runs match");
   }
 
@@ -143,10 +131,43 @@
       : { type: "button", "data-page": label, disabled: "" }, label);
   }
 
+  // One page from the server, sorted there; a page past the end (runs deleted) goes to the last.
+  async function fetchPage() {
+    const q = filters();
+    q.set("sort", state.sort);
+    q.set("order", state.desc ? "desc" : "asc");
+    q.set("limit", PAGE);
+    q.set("offset", (state.page - 1) * PAGE);
+    const answer = await get("/api/runs?" + q);
+    if (answer.total && !answer.runs.length && state.page > 1) {
+      state.page = Math.ceil(answer.total / PAGE);
+      remember();
+      return fetchPage();
+    }
+    return answer;
+  }
+
+  // The sweeps view groups every matching run by id: it reads them a thousand at a time.
+  async function fetchAll() {
+    const out = [];
+    for (let offset = 0; ; offset += 1000) {
+      const q = filters();
+      Object.entries({ sort: "id", order: "asc", limit: 1000, offset }).forEach(([k, v]) => q.set(k, v));
+      const answer = await get("/api/runs?" + q);
+      out.push(...answer.runs);
+      if (!answer.runs.length || out.length >= answer.total) return { total: answer.total, runs: out };
+    }
+  }
+
   async function refresh() {
-    const q = filters().toString();
-    rows = await get("/api/runs" + (q ? "?" + q : ""));
-    draw();  // sorting 10,000 rows and drawing 50 takes a few milliseconds: no need to diff
+    const mine = ++latest;
+    const sweeping = state.view === "sweeps";
+    const [answer, halving] = await Promise.all([sweeping ? fetchAll() : fetchPage(), sweeping ? get("/api/sweeps") : []]);
+    if (mine !== latest) return;  // a newer sort or page was asked for meanwhile
+    halvings = halving;
+    rows = answer.runs;
+    total = answer.total;
+    draw();
   }
 
   function progressBar(p) {

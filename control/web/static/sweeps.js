@@ -49,5 +49,19 @@ const sweeps = (() => {
     return found.length ? found.map(grid) : [gradq.el("p", {}, "no sweeps here: `gradq sweep` names its runs \"sweep lr=…\"")];
   }
 
-  return { group, tables };
+  // Halving sweeps (`gradq sweep --halving`), each a link to its rungs: newest first.
+  function halving(list) {
+    const { el } = gradq;
+    if (!list.length) return [];
+    return [el("table", { class: "halving" },
+      el("caption", {}, "halving sweeps"),
+      el("thead", {}, el("tr", {}, ["sweep", "runs", "eta", "decisions", "state", "best run"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, list.slice().reverse().map((d) => el("tr", { "data-sweep": d.id },
+        el("td", {}, el("a", { href: "/sweeps/" + d.id }, `sweep ${d.id}`)), el("td", { class: "num" }, d.size),
+        el("td", { class: "num" }, d.eta), el("td", {}, `${d.decided_rung} of ${d.rungs - 1}`),
+        el("td", {}, d.settled ? "settled" : "in progress"),
+        el("td", {}, d.best_run_id === null ? "-" : el("a", { href: "/runs/" + d.best_run_id }, `run ${d.best_run_id}`))))))];
+  }
+
+  return { group, tables, halving };
 })();
