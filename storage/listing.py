@@ -1,5 +1,6 @@
 """The run list a page at a time: filtered, sorted and counted in SQL, so a page of 50 rows
-reads 50 runs however many there are (the dashboard's runs page)."""
+builds 50 rows in Python however many runs there are (the dashboard's runs page). The SQL still
+groups every run's stages and points to sort them: about 0.1 s at 10,000 runs (bench/web.py)."""
 
 from dataclasses import dataclass
 from datetime import datetime
