@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from fixtures_services import PG_URL
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -13,9 +14,6 @@ from storage.db import make_engine, normalize_url, redact_url
 from storage.migrate import upgrade
 from storage.runs import create_run
 
-POSTGRES_URL = os.environ.get(
-    "GRADQ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 START_POSTGRES = (
     "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
 )
@@ -23,7 +21,7 @@ START_POSTGRES = (
 
 @functools.cache
 def _postgres_problem() -> str | None:
-    engine = make_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    engine = make_engine(PG_URL, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -39,9 +37,7 @@ def require_postgres() -> None:
     problem = _postgres_problem()
     if problem is None:
         return
-    message = (
-        f"PostgreSQL at {redact_url(POSTGRES_URL)} is unreachable ({problem}); {START_POSTGRES}"
-    )
+    message = f"PostgreSQL at {redact_url(PG_URL)} is unreachable ({problem}); {START_POSTGRES}"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -62,10 +58,10 @@ def db_url(
         return
     require_postgres()
     schema = f"t_{secrets.token_hex(6)}"
-    admin = make_engine(POSTGRES_URL)
+    admin = make_engine(PG_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalize_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = normalize_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:

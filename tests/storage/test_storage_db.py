@@ -4,7 +4,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from fixtures_storage import POSTGRES_URL, new_run, require_postgres
+from fixtures_storage import PG_URL, new_run, require_postgres
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -95,7 +95,7 @@ def test_connection_settings(engine: Engine) -> None:
 
 def test_a_postgresql_urls_parameters_win_over_the_defaults() -> None:
     require_postgres()
-    engine = make_engine(f"{POSTGRES_URL}?keepalives_idle=7", connect_args={"connect_timeout": 4})
+    engine = make_engine(f"{PG_URL}?keepalives_idle=7", connect_args={"connect_timeout": 4})
     try:
         with engine.connect() as connection:
             libpq = connection.connection.dbapi_connection.info.get_parameters()

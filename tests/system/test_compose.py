@@ -229,12 +229,11 @@ def test_tests_service_runs_pytest_in_ci_mode_against_the_stack(services) -> Non
     assert env["GRADQ_BROKER_URL"] == env["GRADQ_TEST_REDIS_URL"]
     for name in ("worker", "control"):
         assert environment(services[name])["GRADQ_BROKER_URL"] == "redis://redis:6379/0", name
-    for var in ("GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
-        assert env[var] == "postgresql+psycopg://gradq:gradq@postgres:5432/gradq", var
+    assert env["GRADQ_TEST_PG_URL"] == "postgresql+psycopg://gradq:gradq@postgres:5432/gradq"
     # the fixtures must read exactly these variables, or the suite would test 127.0.0.1
     fixtures = (ROOT / "tests" / "fixtures_services.py").read_text()
     fixtures += (ROOT / "tests" / "fixtures_storage.py").read_text()
-    for var in ("GRADQ_TEST_REDIS_URL", "GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
+    for var in ("GRADQ_TEST_REDIS_URL", "GRADQ_TEST_PG_URL"):
         assert f'"{var}"' in fixtures, var
 
 
@@ -284,8 +283,7 @@ def test_postgres_password_comes_from_gradq_pg_password(services_with_password) 
     assert environment(s["postgres"])["POSTGRES_PASSWORD"] == PASSWORD
     for name in APP_SERVICES:
         assert f"gradq:{PASSWORD}@postgres:5432" in environment(s[name])["GRADQ_DATABASE_URL"]
-    for var in ("GRADQ_TEST_PG_URL", "GRADQ_TEST_POSTGRES_URL"):
-        assert f"gradq:{PASSWORD}@postgres:5432" in environment(s["tests"])[var]
+    assert f"gradq:{PASSWORD}@postgres:5432" in environment(s["tests"])["GRADQ_TEST_PG_URL"]
 
 
 def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
