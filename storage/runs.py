@@ -158,3 +158,78 @@ def list_runs(session: Session) -> list[RunSummary]:
         )
         for run in runs
     ]
+
+
+MAX_SIDE_BY_SIDE = 1000  # runs per settings_of call
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's settings next to how it ended: one line of a sweep's parallel coordinates."""
+
+    id: int
+    name: str
+    status: str
+    settings: dict[str, object]  # CONFIG_COLUMNS, the first stage's lr, iterations planned
+    final_dev_acc: float | None  # at its newest point
+    best_dev_acc: float | None
+
+
+def settings_of(session: Session, run_ids: Sequence[int]) -> list[RunSettings]:
+    """Runs' settings and dev accuracy, in id order; ids that name no run are left out."""
+    ids = sorted(set(run_ids))
+    if len(ids) > MAX_SIDE_BY_SIDE:
+        raise StorageInputError(f"at most {MAX_SIDE_BY_SIDE} runs side by side, not {len(ids)}")
+    runs = session.scalars(select(Run).where(Run.id.in_(ids)).order_by(Run.id)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for run_id, status, n in session.execute(
+        select(Stage.run_id, Stage.status, func.count())
+        .where(Stage.run_id.in_(ids))
+        .group_by(Stage.run_id, Stage.status)
+    ):
+        counts.setdefault(run_id, {})[StageStatus(status).value] = n
+    first_lr = dict(
+        session.execute(
+            select(Stage.run_id, Stage.lr).where(Stage.run_id.in_(ids), Stage.position == 1)
+        ).all()
+    )
+    planned = dict(
+        session.execute(
+            select(Stage.run_id, func.sum(Stage.iterations))
+            .where(Stage.run_id.in_(ids), Stage.status != StageStatus.CANCELLED)
+            .group_by(Stage.run_id)
+        ).all()
+    )
+    last = (
+        select(
+            Metric.run_id,
+            func.max(Metric.iteration).label("iteration"),
+            func.max(Metric.dev_acc).label("best"),
+        )
+        .where(Metric.run_id.in_(ids))
+        .group_by(Metric.run_id)
+        .subquery()
+    )
+    ends = {
+        run_id: (final, best)
+        for run_id, final, best in session.execute(
+            select(last.c.run_id, Metric.dev_acc, last.c.best).join(
+                Metric, (Metric.run_id == last.c.run_id) & (Metric.iteration == last.c.iteration)
+            )
+        )
+    }
+    return [
+        RunSettings(
+            id=run.id,
+            name=run.name,
+            status=run_status(counts.get(run.id, {}), run.stopped),
+            settings={
+                **{c: getattr(run, c) for c in CONFIG_COLUMNS},
+                "lr": first_lr.get(run.id),
+                "iterations": planned.get(run.id),
+            },
+            final_dev_acc=ends.get(run.id, (None, None))[0],
+            best_dev_acc=ends.get(run.id, (None, None))[1],
+        )
+        for run in runs
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -30,6 +31,12 @@ class Reading(Base):
     def run(self, run_id: int) -> dict:
         """Everything `gradq show --json` says about a run."""
         return describe.run_dict(self.engine(), run_id)
+
+    def side_by_side(self, run_ids: list[int]) -> list[dict]:
+        """Runs' settings side by side with their final and best dev accuracy (a sweep's
+        parallel coordinates), in id order; ids that name no run are left out."""
+        with session_scope(self.engine(), readonly=True) as s:
+            return [dataclasses.asdict(r) for r in runs.settings_of(s, run_ids)]
 
     def sweeps(self) -> list[dict]:
         """Every halving sweep, oldest first: its settings, state and best run."""

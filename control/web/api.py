@@ -105,6 +105,14 @@ def _reads(guard: Guard) -> APIRouter:
     def compare(request: Request, ids: Annotated[str, Query(max_length=200)]) -> list[dict]:
         return views.finite(views.compare(_engine(request), _ids(ids)))
 
+    @api.get(
+        "/settings",
+        summary="Runs' settings and final and best dev accuracy, side by side (ids=1,2,3; up "
+        "to 1,000): a sweep's parallel coordinates.",
+    )
+    def settings(request: Request, ids: Annotated[str, Query(max_length=8000)]) -> Response:
+        return _cached(request, _service(request).side_by_side(_ids(ids, most=1000)))
+
     @api.get("/snapshots/{snapshot_id}/evaluate", summary="A snapshot on a split.")
     def evaluate(
         request: Request, snapshot_id: Id, split: Literal["dev", "test", "train"] = "dev"
@@ -189,14 +197,14 @@ def _engine(request: Request):
     return _service(request).engine()
 
 
-def _ids(text: str) -> list[int]:
-    """'1,2,3' -> [1, 2, 3], at most 10 runs."""
+def _ids(text: str, most: int = 10) -> list[int]:
+    """'1,2,3' -> [1, 2, 3], at most `most` runs."""
     try:
         ids = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UserInputError(
             f"ids {text!r} must be run ids separated by commas (e.g. 1,2)"
         ) from None
-    if not 1 <= len(ids) <= 10 or not all(1 <= i <= parse.MAX_ID for i in ids):
-        raise UserInputError("compare 1 to 10 runs by id (e.g. ids=1,2)")
+    if not 1 <= len(ids) <= most or not all(1 <= i <= parse.MAX_ID for i in ids):
+        raise UserInputError(f"name 1 to {most:,} runs by id (e.g. ids=1,2)")
     return ids

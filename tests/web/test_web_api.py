@@ -356,3 +356,21 @@ def test_a_bad_page_is_a_clear_4xx(client: TestClient, query: str, code: int, wo
     assert answer.status_code == code, answer.text
     assert words in answer.json()["detail"]
     assert answer.headers["content-type"].startswith("application/json")  # never a page of HTML
+
+
+def test_settings_side_by_side_and_their_limits(client: TestClient, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        a = new_run(s, stages=[(0.05, 300)], name="a", optimizer="adam")
+        b = new_run(s, stages=[(0.2, 300)], name="b")
+        add_metric(s, b, 50, train_acc=0.9, dev_acc=0.88, loss=0.3, lr=0.2, wall=1.0)
+    got = client.get(f"/api/settings?ids={b},{a},999999")
+    assert got.status_code == 200
+    runs = got.json()
+    assert [(r["id"], r["settings"]["lr"], r["settings"]["optimizer"]) for r in runs] == [
+        (a, 0.05, "adam"),
+        (b, 0.2, "sgd"),
+    ]
+    assert (runs[0]["final_dev_acc"], runs[1]["final_dev_acc"]) == (None, 0.88)
+    for query, words in [("x", "run ids"), (",".join(["1"] * 1001), "1 to 1,000"), ("0", "1 to")]:
+        bad = client.get(f"/api/settings?ids={query}")
+        assert bad.status_code == 400 and words in bad.json()["detail"], query

@@ -93,6 +93,11 @@ def test_the_sweep_page_draws_the_cut_and_the_stopped_runs(ui, engine, page) -> 
     assert "stopped by halving: rung 1, rank 4 of 5" in halted.text_content()
     assert "<img src=x onerror=alert(1)>\\u202e" in halted.text_content()  # text, escaped
     assert page.locator("#stopped img").count() == 0 and page.dialogs == []
+    # every member of the sweep is a line of its parallel coordinates, its name only as text
+    lines = page.locator("svg.parallel a[data-run]")
+    lines.first.wait_for(state="attached")  # a level line has no height: "hidden" to Playwright
+    assert sorted(int(x) for x in lines.evaluate_all("l => l.map(a => a.dataset.run)")) == runs
+    assert page.locator("svg.parallel image, svg.parallel img").count() == 0
     halted.locator("a").click()
     page.wait_for_url(f"**/runs/{runs[0]}")
     page.locator(".in-sweep a").wait_for()

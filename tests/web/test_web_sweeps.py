@@ -108,3 +108,45 @@ def test_what_else_a_sweep_varies_makes_rows_of_its_own(ui, engine, page) -> Non
         "relu,relu 10,10 seed=0 momentum bs=32",
         "relu,relu 10,10 seed=0 adam bs=64",
     ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_sweeps_parallel_coordinates_draw_what_varies_and_open_each_run(ui, engine, page) -> None:
+    points = [(0.01, "adam", 0.80), (0.05, "adam", 0.93), (0.5, "sgd", 0.88), (0.05, "sgd", 0.91)]
+    with session_scope(engine) as s:
+        ids = {}
+        for lr, optimizer, dev in points:
+            run = new_run(
+                s,
+                stages=[(lr, 300)],
+                name=f"sweep lr={lr:g} relu,relu 10,10 seed=0 {optimizer}<b>x</b>",
+                optimizer=optimizer,
+            )
+            add_metric(s, run, 50, train_acc=0.9, dev_acc=0.5, loss=1.0, lr=lr, wall=1.0)
+            add_metric(s, run, 100, train_acc=0.9, dev_acc=dev, loss=1.0, lr=lr, wall=2.0)
+            ids[(lr, optimizer)] = run
+    page.goto(ui + "/?view=sweeps")
+    chart = page.locator("svg.parallel")
+    chart.wait_for()
+    # an axis for each setting that differs (lr spans 50x: log), then the final dev accuracy
+    axes = chart.locator("g.axis")
+    assert [axes.nth(i).get_attribute("data-axis") for i in range(axes.count())] == [
+        "lr",
+        "optimizer",
+        "final dev",
+    ]
+    assert chart.locator("text.axis-name").first.text_content() == "lr (log)"
+    lines = chart.locator("a[data-run]")
+    assert sorted(int(lines.nth(i).get_attribute("data-run")) for i in range(4)) == sorted(
+        ids.values()
+    )
+    best, worst = ids[(0.05, "adam")], ids[(0.01, "adam")]
+    stroke = "a[data-run='{}'] polyline"
+    assert chart.locator(stroke.format(best)).get_attribute("stroke") == "rgb(37,99,235)"
+    assert chart.locator(stroke.format(worst)).get_attribute("stroke") == "rgb(220,38,38)"
+    # the name is text in the tooltip, never markup; a click opens the run
+    tip = chart.locator(f"a[data-run='{best}'] title").text_content()
+    assert "adam<b>x</b>" in tip and "final dev 0.93" in tip
+    assert chart.locator("b").count() == 0
+    chart.locator(f"a[data-run='{best}']").dispatch_event("click")
+    page.wait_for_url(f"**/runs/{best}")

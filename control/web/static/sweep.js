@@ -8,7 +8,9 @@
   const sweepId = Number(location.pathname.split("/").pop());
   const head = el("div", {}), rungs = el("div", {}), stopped = el("div", { id: "stopped" });
   page.prepend(head);
-  page.append(rungs, el("h2", {}, "Stopped by halving"), stopped);
+  const settings = el("div", {});
+  page.append(rungs, el("h2", {}, "Stopped by halving"), stopped,
+    el("h2", {}, "Settings against final dev accuracy"), settings);
 
   const runLink = (id, name) => el("a", { href: "/runs/" + id, class: "run-name", title: name ?? "" }, `${id} ${name ?? ""}`);
 
@@ -40,6 +42,8 @@
       `${d.decided_rung} of ${d.rungs - 1} decisions taken; ${d.settled ? "settled" : "in progress"}`,
       d.best_run_id === null ? "" : el("span", {}, "; best: ", el("a", { href: "/runs/" + d.best_run_id }, `run ${d.best_run_id}`))));
     rungs.replaceChildren(...d.rung_results.map((r) => rung(r, d.eta)));
+    const members = [...new Set(d.rung_results.flatMap((r) => r.runs.map((e) => e.run_id)))].sort((a, b) => a - b);
+    if (members.length) settings.replaceChildren(parallel.chart(members));
     const halted = d.rung_results.flatMap((r) => r.runs.filter((e) => e.stopped));
     stopped.replaceChildren(halted.length
       ? el("ul", {}, halted.map((e) => el("li", { "data-run": e.run_id }, runLink(e.run_id, e.name), ": ", e.stopped,

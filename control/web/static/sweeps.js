@@ -43,10 +43,13 @@ const sweeps = (() => {
       })))));
   }
 
-  // Every sweep among `rows`, newest first, each as its grid; a line when there is none.
+  // Every sweep among `rows`, newest first, each as its grid and its parallel coordinates
+  // (parallel.js); a line when there is none.
   function tables(rows) {
     const found = group(rows).reverse();
-    return found.length ? found.map(grid) : [gradq.el("p", {}, "no sweeps here: `gradq sweep` names its runs \"sweep lr=…\"")];
+    return found.length
+      ? found.flatMap((s) => [grid(s), parallel.chart(s.runs.map((p) => p.run.id))])
+      : [gradq.el("p", {}, "no sweeps here: `gradq sweep` names its runs \"sweep lr=…\"")];
   }
 
   // Halving sweeps (`gradq sweep --halving`), each a link to its rungs: newest first.
