@@ -1,4 +1,4 @@
-"""Charts and Compare in Debian's chromium: the loss on a log scale, the curve as CSV and SVG,
+"""Charts and Compare in Debian's chromium: the loss on a log scale, the curve as CSV, SVG and PNG,
 zoom by dragging, the legend beside the curves at any width, differing settings marked, and
 long names and notes kept inside the page."""
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fixtures_browser import serve
 from fixtures_storage import new_run
+from PIL import Image
 from sqlalchemy import Engine
 
 from storage import bookkeeping
@@ -77,6 +78,14 @@ def test_the_curve_downloads_as_csv_and_the_chart_as_svg(ui, engine, page, tmp_p
     drawn = got.value.path().read_text()
     assert drawn.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in drawn
     assert "<path" in drawn and ">loss<" in drawn
+    width = float(loss.locator("svg").get_attribute("width"))
+    with page.expect_download() as got:
+        loss.locator("button[data-chart='png']").click()
+    assert got.value.suggested_filename.endswith("-loss.png")
+    with Image.open(got.value.path()) as image:
+        assert image.format == "PNG" and image.width == 2 * width
+        colours = {rgb for _, rgb in image.convert("RGB").getcolors(1 << 20)}
+    assert (255, 255, 255) in colours and len(colours) > 10  # drawn on white, not blank
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -1,6 +1,7 @@
 // A small SVG line chart: hover shows each series' value at the nearest iteration; a log scale
 // for the y-axis, drag across to zoom on iterations (double-click shows them all again), the
-// legend beside the plot, redrawn at the page's width, and the curve as CSV or the chart as SVG.
+// legend beside the plot, redrawn at the page's width, and the curve as CSV or the chart as SVG
+// or PNG.
 // The x-axis is iterations or wall time: a point is [iteration, value, at] where `at` is the
 // database's time it was written (ISO text; null for points stored before gradq kept it).
 "use strict";
@@ -72,7 +73,8 @@ const chart = (() => {
     } }, gradq.el("option", { value: "iteration" }, "x: iterations"), gradq.el("option", { value: "time" }, "x: wall time"));
     st.note = gradq.el("span", { class: "chart-note" });
     st.tools = gradq.el("div", { class: "chart-tools" }, st.note, st.xBox, gradq.el("label", {}, st.logBox, " log scale"), st.reset,
-      button("CSV", "csv", () => save(host, "csv")), button("SVG", "svg", () => save(host, "svg")));
+      button("CSV", "csv", () => save(host, "csv")), button("SVG", "svg", () => save(host, "svg")),
+      button("PNG", "png", () => png(host)));
     st.plot = gradq.el("div", { class: "plot" });
     host.replaceChildren(st.tools, st.plot);
     let pending = false;
@@ -253,7 +255,29 @@ const chart = (() => {
     const svgNode = st.plot.querySelector("svg");
     const data = kind === "csv" ? new Blob([csv(st.series)], { type: "text/csv" })
       : new Blob([new XMLSerializer().serializeToString(svgNode)], { type: "image/svg+xml" });
-    const link = gradq.el("a", { href: URL.createObjectURL(data), download: (st.opts.file || "chart") + "." + kind });
+    offer(data, (st.opts.file || "chart") + "." + kind);
+  }
+
+  // The chart drawn at twice its size on white, as a PNG (the SVG through an image and a canvas;
+  // a data: URL, which the page's content policy allows for images).
+  function png(host) {
+    const st = host.chart;
+    const svgNode = st.plot.querySelector("svg");
+    const [w, h] = [svgNode.width.baseVal.value, svgNode.height.baseVal.value];
+    const img = new Image();
+    img.onload = () => {
+      const canvas = gradq.el("canvas", { width: 2 * w, height: 2 * h });
+      const g = canvas.getContext("2d");
+      g.fillStyle = "#fff";
+      g.fillRect(0, 0, 2 * w, 2 * h);
+      g.drawImage(img, 0, 0, 2 * w, 2 * h);
+      canvas.toBlob((blob) => offer(blob, (st.opts.file || "chart") + ".png"), "image/png");
+    };
+    img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(new XMLSerializer().serializeToString(svgNode));
+  }
+
+  function offer(data, name) {
+    const link = gradq.el("a", { href: URL.createObjectURL(data), download: name });
     document.body.append(link);
     link.click();
     link.remove();
