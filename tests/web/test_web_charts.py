@@ -104,7 +104,7 @@ def test_csv_cells_are_never_formulas_and_show_bidi_marks_escaped(ui, engine, pa
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_dragging_zooms_on_iterations_and_a_double_click_shows_them_all(ui, engine, page):
+def test_dragging_zooms_buttons_pan_and_a_double_click_shows_them_all(ui, engine, page):
     loss = open_loss(page, ui, trained(engine))
     before = texts(page, "#loss .xtick")
     box = loss.locator("svg").bounding_box()
@@ -116,6 +116,14 @@ def test_dragging_zooms_on_iterations_and_a_double_click_shows_them_all(ui, engi
     loss.locator("button[data-chart='reset']").wait_for()
     zoomed = [float(t) for t in texts(page, "#loss .xtick")]
     assert zoomed != [float(t) for t in before] and min(zoomed) > 0 and max(zoomed) < 1000, zoomed
+    # panning moves the window, not its width, and stops at the curve's ends
+    loss.locator("button[data-chart='right']").click()
+    right = [float(t) for t in texts(page, "#loss .xtick")]
+    assert min(right) > min(zoomed) and max(right) > max(zoomed), (zoomed, right)
+    for _ in range(20):
+        loss.locator("button[data-chart='left']").click()
+    left = [float(t) for t in texts(page, "#loss .xtick")]
+    assert min(left) == 0 and max(left) < max(zoomed), (zoomed, left)
     page.mouse.dblclick(box["x"] + box["width"] * 0.5, y)
     loss.locator("button[data-chart='reset']").wait_for(state="hidden")
     assert texts(page, "#loss .xtick") == before

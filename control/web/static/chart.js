@@ -1,7 +1,7 @@
 // A small SVG line chart: hover shows each series' value at the nearest iteration; a log scale
-// for the y-axis, drag across to zoom on iterations (double-click shows them all again), the
-// legend beside the plot, redrawn at the page's width, and the curve as CSV or the chart as SVG
-// or PNG.
+// for the y-axis, drag across to zoom on iterations (double-click shows them all again; ◀ ▶ pan
+// the zoomed window), the legend beside the plot, redrawn at the page's width, and the curve as
+// CSV or the chart as SVG or PNG.
 // The x-axis is iterations or wall time: a point is [iteration, value, at] where `at` is the
 // database's time it was written (ISO text; null for points stored before gradq kept it).
 "use strict";
@@ -67,12 +67,16 @@ const chart = (() => {
     const button = (label, action, fn) => gradq.el("button", { type: "button", "data-chart": action, onclick: fn }, label);
     st.logBox = gradq.el("input", { type: "checkbox", "data-chart": "log", onchange: () => { st.log = st.logBox.checked; draw(host); } });
     st.reset = button("all iterations", "reset", () => { st.zoom = null; draw(host); });
+    st.left = button("◀", "left", () => pan(host, -0.5));
+    st.right = button("▶", "right", () => pan(host, 0.5));
+    st.left.title = "pan left by half the window";
+    st.right.title = "pan right by half the window";
     st.xBox = gradq.el("select", { "data-chart": "x", title: "the x-axis", onchange: () => {
       Object.assign(st, { x: st.xBox.value, zoom: null });
       draw(host);
     } }, gradq.el("option", { value: "iteration" }, "x: iterations"), gradq.el("option", { value: "time" }, "x: wall time"));
     st.note = gradq.el("span", { class: "chart-note" });
-    st.tools = gradq.el("div", { class: "chart-tools" }, st.note, st.xBox, gradq.el("label", {}, st.logBox, " log scale"), st.reset,
+    st.tools = gradq.el("div", { class: "chart-tools" }, st.note, st.xBox, gradq.el("label", {}, st.logBox, " log scale"), st.left, st.reset, st.right,
       button("CSV", "csv", () => save(host, "csv")), button("SVG", "svg", () => save(host, "svg")),
       button("PNG", "png", () => png(host)));
     st.plot = gradq.el("div", { class: "plot" });
@@ -110,6 +114,17 @@ const chart = (() => {
     return span < 180 ? [1, "s"] : span < 3 * 3600 ? [60, "min"] : [3600, "h"];
   }
 
+  // Move the zoomed window by `by` of its width, within the curve's iterations (or times).
+  function pan(host, by) {
+    const st = host.chart;
+    if (!st.zoom) return;
+    const [lo, hi] = [Math.min(st.extent[0], 0), st.extent[1]];
+    const width = st.zoom[1] - st.zoom[0];
+    const start = Math.min(Math.max(st.zoom[0] + by * width, lo), Math.max(lo, hi - width));
+    st.zoom = [start, start + width];
+    draw(host);
+  }
+
   function draw(host) {
     const st = host.chart, { opts } = st;
     const { series, time } = onAxis(st);
@@ -123,7 +138,8 @@ const chart = (() => {
     const shown = (p) => p[1] !== null && isFinite(p[1]) && (!log || p[1] > 0)
       && (!st.zoom || (p[0] >= st.zoom[0] && p[0] <= st.zoom[1]));
     const kept = series.map((s) => s.points.filter(shown));
-    st.reset.hidden = !st.zoom;
+    st.reset.hidden = st.left.hidden = st.right.hidden = !st.zoom;
+    st.extent = range(series.flatMap((s) => s.points.map((p) => p[0])));
     st.reset.textContent = time ? "all of it" : "all iterations";
     const root = svg("svg", { width: W, height: H, role: "img", "data-scale": log ? "log" : "linear", "data-x": time ? "time" : "iteration" });
     root.append(svg("rect", { width: W, height: H, fill: "#fff" }), text({ x: pad.l, y: 15, "font-size": 13, "font-weight": 600 }, opts.title || ""));
