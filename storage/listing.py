@@ -170,3 +170,10 @@ def page_of_runs(
         for r in session.execute(query)
     ]
     return Page(total, rows)
+
+
+def runs_by_status(session: Session) -> dict[str, int]:
+    """How many runs have each status word (as `page_of_runs` words it), counted in SQL."""
+    _, query = _columns()
+    rows = query.subquery()
+    return dict(session.execute(select(rows.c.status, func.count()).group_by(rows.c.status)).all())

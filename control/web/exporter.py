@@ -9,7 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
 from control import describe
-from storage import liveness, runs
+from storage import listing, liveness
 from storage.db import session_scope
 from storage.models import Snapshot, Stage, StageStatus
 
@@ -26,7 +26,7 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Metric]:
         with session_scope(self.engine, readonly=True) as s:
             by_status = s.execute(select(Stage.status, func.count()).group_by(Stage.status)).all()
-            summaries = runs.list_runs(s)
+            run_counts = listing.runs_by_status(s)  # counted in SQL, not a row per run
             running = s.scalars(select(Stage).where(Stage.status == StageStatus.RUNNING)).all()
             takeovers = s.scalar(select(func.coalesce(func.sum(Stage.takeovers), 0)))
             snap_bytes, snap_count = s.execute(
@@ -40,9 +40,6 @@ class DatabaseCollector:
             stages_g.add_metric([status.value], counts.get(status.value, 0))
         yield stages_g
         runs_g = GaugeMetricFamily("gradq_runs", "Runs by status.", labels=["status"])
-        run_counts: dict[str, int] = {}
-        for r in summaries:
-            run_counts[r.status] = run_counts.get(r.status, 0) + 1
         for status, n in sorted(run_counts.items()):
             runs_g.add_metric([status], n)
         yield runs_g

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, update
 from storage import bookkeeping
 from storage.db import session_scope
 from storage.errors import StorageInputError
-from storage.listing import SORTS, page_of_runs
+from storage.listing import SORTS, page_of_runs, runs_by_status
 from storage.metrics import add_metric
 from storage.models import Run, Stage, StageStatus
 from storage.runs import list_runs
@@ -99,6 +99,16 @@ def test_rows_agree_with_the_whole_list(engine, runs) -> None:
     assert by_id[runs["waiting"]].progress == 0.0 and by_id[runs["waiting"]].rate is None
     assert by_id[runs["empty"]].progress is None and by_id[runs["empty"]].status == "empty"
     assert by_id[runs["stopped"]].status == "stopped"
+
+
+def test_counts_by_status_agree_with_the_whole_list(engine, runs) -> None:
+    with session_scope(engine, readonly=True) as s:
+        slow: dict[str, int] = {}
+        for x in list_runs(s):
+            slow[x.status] = slow.get(x.status, 0) + 1
+        counted = runs_by_status(s)
+    assert counted == slow
+    assert counted == {"running": 2, "succeeded": 1, "stopped": 1, "queued": 1, "empty": 1}
 
 
 def test_filters_count_every_match_and_pages_cut_them(engine, runs) -> None:
