@@ -110,6 +110,7 @@ def train(
     betas: options.Betas = "0.9,0.999",
     eps: options.Eps = 1e-8,
     weight_decay: options.WeightDecay = 0.0,
+    augment: options.Augment = 0,
 ) -> None:
     """Create a run and queue its stages.
 
@@ -215,6 +216,9 @@ def sweep(
     ] = "sgd",
     momentum: Annotated[str, typer.Option(help="Momentums: 0.9,0.95 or 0.8..0.99.")] = "0.9",
     weight_decay: Annotated[str, typer.Option(help="L2: 0,1e-4 or 1e-5..1e-3:log.")] = "0",
+    augment: Annotated[
+        str, typer.Option(help="Pixels mini-batch images may move (--batch-size): 0,1,2.")
+    ] = "0",
     init: options.Init = None,
     dtype: options.Dtype = "float32",
     eval_every: options.EvalEvery = 50,
@@ -309,7 +313,13 @@ def _after_sweep(
 
 
 # swept settings shown after the seed in a run's name, when they vary: (name, label)
-TAIL = {"optimizer": "", "batch_size": "bs=", "momentum": "m=", "weight_decay": "wd="}
+TAIL = {
+    "optimizer": "",
+    "batch_size": "bs=",
+    "momentum": "m=",
+    "weight_decay": "wd=",
+    "augment": "aug=",
+}
 
 
 def _axes(typed: dict) -> dict[str, sweeps.Axis]:
@@ -325,6 +335,9 @@ def _axes(typed: dict) -> dict[str, sweeps.Axis]:
         "momentum": sweeps.axis(typed["momentum"], "--momentum", _number("--momentum")),
         "weight_decay": sweeps.axis(
             typed["weight_decay"], "--weight-decay", _number("--weight-decay")
+        ),
+        "augment": sweeps.axis(
+            typed["augment"], "--augment", _number("--augment", int), whole=True
         ),
     }
 
@@ -360,6 +373,7 @@ def _point_config(p: dict, base: dict, betas: str, eps: float) -> RunConfig:
     """One sweep point as a RunConfig (checked: a bad value is refused before anything runs)."""
     rule = options.rule(p["optimizer"], p["momentum"], betas, eps, p["weight_decay"])
     widths = {"batch_size": p["batch_size"], "seed": p["seed"], "optimizer": rule}
+    widths["augment"] = p["augment"]
     return options.config(p["hidden"], p["act"], **base, **widths)
 
 

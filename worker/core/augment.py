@@ -9,6 +9,7 @@ Only the batch is moved (a copy of its rows), never a private copy of the datase
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 SIDE = 28  # images are SIDE x SIDE pixels, stored row by row: 784 inputs
 MAX_SHIFT = 4  # a larger move pushes a digit's strokes off a 28-pixel image
@@ -32,17 +33,9 @@ def epoch_moves(seed: int, epoch: int, n: int, shift: int) -> np.ndarray:
 
 def moved(x: np.ndarray, moves: np.ndarray) -> np.ndarray:
     """Rows x (b, 784) moved by moves (b, 2): (b, 784), x's dtype, zero where nothing came in."""
-    b = len(x)
-    img = x.reshape(b, SIDE, SIDE)  # (b, 28, 28) a view
-    out = np.zeros_like(img)  # (b, 28, 28)
-    for dy, dx in {(int(dy), int(dx)) for dy, dx in moves}:  # at most (2 shift + 1)^2 groups
-        g = np.flatnonzero((moves[:, 0] == dy) & (moves[:, 1] == dx))  # rows moved so
-        to_y, from_y = _span(dy)
-        to_x, from_x = _span(dx)
-        out[g, to_y, to_x] = img[g, from_y, from_x]  # (len(g), 28-|dy|, 28-|dx|)
-    return out.reshape(b, SIDE * SIDE)
-
-
-def _span(d: int) -> tuple[slice, slice]:
-    """Where pixels land and where they come from along one axis for a move of d."""
-    return slice(max(d, 0), SIDE + min(d, 0)), slice(max(-d, 0), SIDE + min(-d, 0))
+    b, k = len(x), int(np.abs(moves).max(initial=0))
+    pad = np.zeros((b, SIDE + 2 * k, SIDE + 2 * k), x.dtype)  # (b, 28 + 2k, 28 + 2k)
+    pad[:, k : k + SIDE, k : k + SIDE] = x.reshape(b, SIDE, SIDE)
+    views = sliding_window_view(pad, (SIDE, SIDE), axis=(1, 2))  # (b, 2k+1, 2k+1, 28, 28)
+    down, right = moves[:, 0].astype(np.intp), moves[:, 1].astype(np.intp)  # (b,) each
+    return views[np.arange(b), k - down, k - right].reshape(b, SIDE * SIDE)  # pixel r <- r - down
