@@ -116,8 +116,10 @@ def train(
 
     Example: gradq train --stage 1.0:500 --stage 0.5:500 --watch   (the notebook's schedule)
 
-    Recipe (94.6 % test in ~10 s): gradq train --batch-size 64 --optimizer nesterov
-    --stage 0.02:30e@cosine --eval-every 922
+    Recipe (median 95.01 % test over seeds 0-4, ~27 s a run): gradq train --batch-size 64
+    --optimizer nesterov --momentum 0.85 --weight-decay 3e-5 --augment 1
+    --stage 0.03134:40e@cosine --stage 0.03134:40e@cosine --stage 0.03134:40e@cosine
+    --eval-every 922
 
     A stage at chance accuracy, or whose loss keeps rising, fails as diverged.
     """
