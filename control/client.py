@@ -73,7 +73,8 @@ class Client:
     ) -> int:
         """Store a run and queue it; returns its id. `stages` as `--stage` takes them
         ("LR:ITERS[@SHAPE]", epochs as "30e"); `settings` are RunConfig's fields (hidden=(10, 10),
-        acts, init, dtype, seed, batch_size, dataset, dev_size, eval_every, snapshot_every).
+        acts, init, dtype, seed, batch_size, dataset, dev_size, eval_every, snapshot_every,
+        augment).
         `local=True` trains in this process instead and returns when it ends."""
         rule = optimizer if isinstance(optimizer, optim.Optimizer) else _rule(optimizer)
         config = _config(optimizer=rule, **settings)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from control.errors import UserInputError, option_of
-from worker.core import optim
+from worker.core import augment, optim
 from worker.core.config import MAX_INT, RunConfig
 from worker.errors import WorkerInputError
 
@@ -60,6 +60,16 @@ WeightDecay = Annotated[
         "--weight-decay", help="L2 on the weights (not biases), e.g. 1e-4.", min=0, max=0.5
     ),
 ]
+Augment = Annotated[
+    int,
+    typer.Option(
+        "--augment",
+        help="Move each mini-batch image by up to N pixels each way, at random but the same "
+        "for a (seed, epoch); needs --batch-size. 0: none.",
+        min=0,
+        max=augment.MAX_SHIFT,
+    ),
+]
 
 
 @contextmanager
@@ -87,7 +97,16 @@ def rule(
 
 
 # RunConfig fields whose option has the field's name
-SAME = ("init", "dtype", "batch_size", "seed", "eval_every", "snapshot_every", "dev_size")
+SAME = (
+    "init",
+    "dtype",
+    "batch_size",
+    "seed",
+    "eval_every",
+    "snapshot_every",
+    "dev_size",
+    "augment",
+)
 
 
 def typed(values: dict, but: tuple[str, ...] = ()) -> dict:

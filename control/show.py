@@ -144,6 +144,8 @@ def _print_run(out: Console, d: dict) -> None:
     """The run's header lines: name, network, data, lineage, where it is now."""
     settings = d["settings"]
     batch = "full batch" if settings["batch_size"] is None else f"batch {settings['batch_size']}"
+    if settings.get("augment"):
+        batch += f" moved up to {settings['augment']} px"
     out.print(f"run {d['id']}  {cell(d['name'])}  [{d['status']}]  created {cell(d['created_at'])}")
     out.print(
         f"  net 784-{'-'.join(map(str, settings['hidden']))}-10 "

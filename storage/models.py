@@ -116,6 +116,8 @@ class Run(Base):
     weight_decay: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # L2
     # A fork that starts its optimizer from zero instead of the parent snapshot's state.
     reset_optimizer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Mini-batch images moved by up to this many pixels (worker/core/augment.py); 0: none.
+    augment: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The halving sweep it belongs to (sweeps.id; no foreign key: adding one rebuilds `runs` on
     # SQLite, whose foreign keys would cascade that into deleting every stage), and why that
     # sweep stopped it (None: not stopped).

@@ -280,7 +280,7 @@ def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.Sta
             blob = None
     if blob is None:
         c = run.config
-        return train.new_state(c.arch, c.seed, c.batch_size, c.optimizer)
+        return train.new_state(c.arch, c.seed, c.batch_size, c.optimizer, c.augment)
     state = snapshot.loads(blob, where)
     # a fork keeps its parent's optimizer state unless it asked for a reset or another optimizer
     c = run.config
@@ -288,6 +288,7 @@ def _start_state(engine: Engine, run: runspec.RunSpec, target: int) -> train.Sta
     if state.arch != c.arch:
         raise SnapshotError(f"{where} holds a {state.arch} network; run {run.id} trains {c.arch}")
     state.seed, state.batch_size = c.seed, c.batch_size  # a fork may change the batch size
+    state.augment = c.augment  # a run's setting, not the snapshot's
     return state
 
 

@@ -22,6 +22,7 @@ PLAIN = (
     "dev_size",
     "eval_every",
     "snapshot_every",
+    "augment",
 )
 DEV_SPLIT_SEED = 0  # every run of a dataset shares one dev split, so runs compare fairly
 

@@ -25,6 +25,8 @@ from worker.core import snapshot
         (["--optimizer", "adam", "--betas", "0.9"], "B1,B2"),
         (["--optimizer", "adam", "--betas", "0.9,1.5"], "beta2 1.5 must be"),
         (["--momentum", "1.5"], "momentum"),
+        (["--augment", "1"], "give a batch size"),
+        (["--augment", "9", "--batch-size", "64"], "--augment"),
     ],
 )
 def test_bad_learning_options_are_usage_errors(home, args, fragment):
@@ -93,3 +95,21 @@ def test_sweep_takes_every_run_setting_train_takes(home, small_mnist):
     bad = gradq("sweep", *common, "--snapshot-every", "15", "--eval-every", "10", "--local")
     assert_one_line_error(bad, 2, "--snapshot-every", "not a multiple of eval_every")
     assert run_count() == 2  # refused before anything was stored
+
+
+def test_augment_is_stored_shown_swept_and_changes_training(home, small_mnist, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the run's header lines unwrapped
+    args = ["--data", small_mnist, "--dev-size", "500", "--batch-size", "100", "--local"]
+    run = json.loads(gradq("train", *args, "--augment", "2", "--stage", "0.05:30", "--json").stdout)
+    assert run["settings"]["augment"] == 2
+    assert "moved up to 2 px" in gradq("show", run["id"]).stdout
+    common = ["--lr", "0.05", "--iters", "30", "--data", small_mnist, "--dev-size", "500"]
+    result = gradq("sweep", *common, "--batch-size", "100", "--augment", "0,2", "--local", "--json")
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert [r["settings"]["augment"] for r in runs] == [0, 2]
+    assert runs[1]["name"].endswith("aug=2")
+    plain, moved = (last_state(home, r["id"]) for r in runs)
+    assert not (plain.params[0] == moved.params[0]).all()
+    alone = last_state(home, run["id"])  # the same settings trained alone: the same bits
+    assert all((a == b).all() for a, b in zip(alone.params, moved.params, strict=True))

@@ -42,6 +42,9 @@ def test_defaults_follow_the_rest_of_the_settings() -> None:
         ({"eval_every": 0}, "eval_every"),
         ({"eval_every": 50, "snapshot_every": 75}, "snapshot_every"),
         ({"dataset": ""}, "dataset"),
+        ({"augment": 1}, "augment"),  # full batch: there is no mini-batch to move
+        ({"augment": 5, "batch_size": 64}, "augment"),
+        ({"augment": -1, "batch_size": 64}, "augment"),
     ],
 )
 def test_each_wrong_setting_is_refused_naming_its_field(changes: dict, field: str) -> None:
@@ -57,7 +60,9 @@ def test_replace_checks_again() -> None:
 
 def test_columns_round_trip_through_a_run_row() -> None:
     rule = optim.Optimizer("adam", beta2=0.99, weight_decay=1e-4)
-    c = RunConfig(hidden=(16, 8), acts=("tanh", "relu"), batch_size=32, optimizer=rule, seed=3)
+    c = RunConfig(
+        hidden=(16, 8), acts=("tanh", "relu"), batch_size=32, optimizer=rule, seed=3, augment=2
+    )
     row = Run(id=1, name="x", queue="q", **runspec.columns(c))
-    assert row.hidden_sizes == "16,8" and row.optimizer == "adam"
+    assert row.hidden_sizes == "16,8" and row.optimizer == "adam" and row.augment == 2
     assert runspec.config_of(row) == c

@@ -232,3 +232,21 @@ def test_0009_adds_point_time_and_older_points_keep_none(engine: Engine) -> None
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM metrics")).scalar() == 2
     upgrade(engine)
+
+
+def test_upgrade_from_0009_keeps_runs_and_gives_them_no_augment(engine: Engine) -> None:
+    from fixtures_storage import new_run
+
+    from storage.db import session_scope
+    from storage.migrate import downgrade, upgrade
+    from storage.runs import get_run
+    from storage.stages import stages_of
+
+    with session_scope(engine) as s:
+        run_id = new_run(s, [(0.5, 100), (0.1, 100)])
+    downgrade(engine, "0009")
+    assert "augment" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+    upgrade(engine)
+    with session_scope(engine) as s:
+        assert get_run(s, run_id).augment == 0
+        assert len(stages_of(s, run_id)) == 2

@@ -1,4 +1,5 @@
-"""Optimizer state and stage shapes through a real worker: a SIGKILL mid-stage resumes bitwise."""
+"""Optimizer state, stage shapes and augmentation through a real worker: a SIGKILL mid-stage
+resumes bitwise."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from worker.settings import settings_from_env
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 ADAM_COSINE = [(3e-3, 4000, "cosine,warmup=100")]
-KW = dict(batch_size=64, init="he", optimizer=optim.Optimizer("adam", beta2=0.99))
+KW = dict(batch_size=64, init="he", optimizer=optim.Optimizer("adam", beta2=0.99), augment=1)
 
 
 def holder_pid(engine, stage_id: int) -> int:
@@ -68,4 +69,10 @@ def test_adam_cosine_resumes_bitwise_after_a_sigkill(sqlite_stack, small_mnist):
     assert losses(engine, run_id) == losses(ref, ref_run)
     for got, want in zip(final_params(engine, run_id), final_params(ref, ref_run), strict=True):
         assert got.tobytes() == want.tobytes()
+    # and the moves were made: without them the same run ends elsewhere
+    plain_run = new_run(ref, small_mnist, ADAM_COSINE, **(KW | {"augment": 0}))
+    with threadpool_limits(settings.blas_threads):
+        (plain_stage,) = stage_ids(ref, plain_run)
+        assert runner.run_slice(ref, settings, plain_stage, "plain").status == "succeeded"
+    assert final_params(ref, plain_run)[0].tobytes() != final_params(ref, ref_run)[0].tobytes()
     ref.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.core import limits, nn, optim
+from worker.core import augment, limits, nn, optim
 from worker.errors import WorkerInputError
 
 MAX_INT = 2**31 - 1  # what an integer column holds on every backend
@@ -33,6 +33,7 @@ class RunConfig:
     snapshot_every: int | None = None  # iterations per snapshot: a multiple of eval_every
     optimizer: optim.Optimizer = field(default_factory=optim.Optimizer)  # the update rule
     reset_optimizer: bool = False  # a fork whose optimizer state starts from zero
+    augment: int = 0  # each mini-batch image moved by up to this many pixels (augment.py); 0: none
 
     def __post_init__(self) -> None:
         hidden = tuple(int(h) for h in self.hidden)
@@ -81,6 +82,9 @@ class RunConfig:
                 f"{self.snapshot_every} is not a multiple of eval_every {self.eval_every}",
                 field="snapshot_every",
             )
+        problem = augment.problem(self.augment, self.batch_size)
+        if problem:
+            raise WorkerInputError(problem, field="augment")
         if not self.dataset:
             raise WorkerInputError("name a dataset: 'mnist' or a path", field="dataset")
 

@@ -16,6 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from worker.core import kernel, nn, optim, schedule
+from worker.core.augment import epoch_moves, moved
+from worker.core.augment import problem as augment_problem
 from worker.core.divergence import Watch
 from worker.core.pool import Pool
 from worker.errors import DivergedError, WorkerInputError
@@ -41,6 +43,7 @@ class State:
     batch_size: int | None = None  # None = full batch
     optimizer: optim.Optimizer = field(default_factory=optim.Optimizer)  # plain SGD by default
     slots: optim.Slots = field(default_factory=optim.Slots)  # its velocities or moments, if any
+    augment: int = 0  # mini-batch images moved by up to this many pixels (augment.py); 0: none
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,20 @@ def new_state(
     seed: int = 0,
     batch_size: int | None = None,
     optimizer: optim.Optimizer | None = None,
+    augment: int = 0,
 ) -> State:
     """A fresh network, initialised from `seed`, with zero optimizer state."""
     if batch_size is not None and batch_size < 1:
         raise WorkerInputError(
             f"batch size {batch_size} must be at least 1 (or none for full batch)"
         )
+    problem = augment_problem(augment, batch_size)
+    if problem:
+        raise WorkerInputError(problem)
     rng = np.random.default_rng(seed)
     params = nn.init_params(arch, rng)
     opt = optimizer or optim.Optimizer()
-    return State(arch, params, 0, seed, batch_size, opt, optim.new_slots(opt, params))
+    return State(arch, params, 0, seed, batch_size, opt, optim.new_slots(opt, params), augment)
 
 
 def use_optimizer(state: State, opt: optim.Optimizer, reset: bool = False) -> None:
@@ -204,6 +211,7 @@ class _Stage:
         self.t0 = time.perf_counter()
         self.running = nn.BatchStats()  # mini-batch: loss and hits of the batches since the point
         self.order, self.order_epoch = np.arange(0), -1
+        self.moves: np.ndarray | None = None  # (n, 2) this epoch's augment moves, if any
         # full batch: the rows grouped once per call into blocks without their empty columns
         x, y = data.x_train, data.y_train
         self.everything = nn.pack(x, y) if self.full else nn.rows(x, y)
@@ -238,9 +246,14 @@ class _Stage:
         epoch, pos = divmod(i, self.batches)
         if epoch != self.order_epoch:
             self.order, self.order_epoch = epoch_order(self.state.seed, epoch, self.n), epoch
+            if self.state.augment:
+                self.moves = epoch_moves(self.state.seed, epoch, self.n, self.state.augment)
         size = self.state.batch_size
         idx = self.order[pos * size : (pos + 1) * size]
-        return nn.rows(self.data.x_train[idx], self.data.y_train[idx])  # one block unless large
+        x = self.data.x_train[idx]  # (b, 784) a copy: the only rows augment moves
+        if self.moves is not None:
+            x = moved(x, self.moves[pos * size : (pos + 1) * size])
+        return nn.rows(x, self.data.y_train[idx])  # one block unless large
 
     def measured(self, pool: Pool) -> nn.BatchStats:
         """A point's stats: exact over all rows, or the batches' since the last point."""
