@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_core import toy_data
 
-from worker.core import nn, optim, schedule, snapshot, train
+from worker.core import minibatch, nn, optim, schedule, snapshot, train
 from worker.core.divergence import Watch
 from worker.errors import DivergedError, SnapshotError
 
@@ -69,7 +69,8 @@ def test_sgd_is_the_old_update_bit_for_bit():
         i = b.iteration
         order = train.epoch_order(b.seed, i // 10, 300)
         idx = order[(i % 10) * 32 : (i % 10 + 1) * 32]
-        grads = nn.gradients(b.params, b.arch, nn.rows(data.x_train[idx], data.y_train[idx]))
+        batch = nn.rows(data.x_train[idx], data.y_train[idx])
+        grads = minibatch.gradients(b.params, b.arch, batch)  # the step's gradient, compiled
         for p, g in zip(b.params, grads, strict=True):
             p -= np.float32(0.1) * g
         b.iteration += 1
