@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.core import nn, optim, pool, train
+from worker.core import minibatch, nn, optim, pool, train
 from worker.data import mnist
 
 BATCH = 64
@@ -36,21 +38,35 @@ LR = 0.1
 PEER = Path(__file__).with_name("torch_peer.py")
 
 
-def gradq_epoch(split, threads: int) -> tuple[float, float]:
-    """Seconds for one epoch of train() at batch 64 with nesterov 0.9, He init: the whole call
-    (its steps and its two points: the first measures every training row), and the steps alone
-    (from the first point to the last, whose only cost is 1,000 dev rows)."""
+Times = tuple[float, float]  # wall and CPU (all threads) seconds
+
+
+def gradq_epoch(split, threads: int) -> tuple[Times, Times]:
+    """One epoch of train() at batch 64 with nesterov 0.9, He init: the whole call (its steps
+    and its two points: the first measures every training row), and the steps alone (from the
+    first point to the last, whose only cost is 1,000 dev rows)."""
     opt = optim.Optimizer("nesterov")
     state = train.new_state(nn.Arch(init="he"), seed=0, batch_size=BATCH, optimizer=opt)
     steps = -(-len(split.y_train) // BATCH)
-    seen: list[float] = []
-    t = time.perf_counter()
+    seen: list[Times] = []
+    t, c = time.perf_counter(), time.process_time()
     train.train(
         state, split, LR, steps, eval_every=steps, threads=threads,
-        on_point=lambda s, p: seen.append(time.perf_counter()),
+        on_point=lambda s, p: seen.append((time.perf_counter(), time.process_time())),
     )  # fmt: skip
-    whole = time.perf_counter() - t
-    return whole, seen[-1] - seen[0]
+    whole = (time.perf_counter() - t, time.process_time() - c)
+    return whole, (seen[-1][0] - seen[0][0], seen[-1][1] - seen[0][1])
+
+
+@contextmanager
+def numpy_step() -> Iterator[None]:
+    """train() with the step before issue 18 part 2: nn.gradients and the NumPy update."""
+    fits, step = minibatch.fits, optim.step
+    minibatch.fits, optim.step = (lambda arch, blocks: False), optim.step_reference
+    try:
+        yield
+    finally:
+        minibatch.fits, optim.step = fits, step
 
 
 class TorchPeer:
@@ -73,11 +89,12 @@ class TorchPeer:
             raise RuntimeError(err[-1] if err else f"{python} exited {self.proc.returncode}")
         self.version = first.split()[-1]
 
-    def epoch(self, threads: int) -> float:
-        """Seconds for one epoch on `threads` threads."""
+    def epoch(self, threads: int) -> Times:
+        """Wall and CPU seconds for one epoch on `threads` threads."""
         self.proc.stdin.write(f"epoch {threads}\n")
         self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
+        wall, cpu = self.proc.stdout.readline().split()
+        return float(wall), float(cpu)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -101,14 +118,13 @@ def start_peer(python: str | None, split) -> tuple[TorchPeer | None, str]:
 
 
 def compare(split, threads: int, repeats: int, python: str | None = None) -> dict:
-    """Median epoch and step times of gradq and, if an interpreter with torch is given, of
-    PyTorch on `threads` threads and on one, all taken in turn each round; seconds per epoch,
-    microseconds per step."""
-    steps = -(-len(split.y_train) // BATCH)
+    """Median epoch and step times of gradq, its previous step and, if an interpreter with
+    torch is given, PyTorch on `threads` threads and on one, all taken in turn each round:
+    seconds per epoch (wall and CPU), microseconds per step (wall), ratios of wall medians."""
     peer, skipped = start_peer(python, split)
     peer_threads = {"torch": threads} | ({"torch_1_thread": 1} if threads != 1 else {})
-    times: dict[str, list[float]] = {"gradq": [], "gradq_steps": []}
-    times |= {name: [] for name in peer_threads}
+    times: dict[str, list[Times]] = {"gradq": [], "gradq_steps": [], "gradq_numpy": []}
+    times |= {name: [] for name in peer_threads if peer is not None}
     try:
         gradq_epoch(split, threads)  # untimed: numba's first call, the pool's first threads
         if peer is not None:
@@ -118,30 +134,40 @@ def compare(split, threads: int, repeats: int, python: str | None = None) -> dic
             whole, steps_only = gradq_epoch(split, threads)
             times["gradq"].append(whole)
             times["gradq_steps"].append(steps_only)
+            with numpy_step():
+                times["gradq_numpy"].append(gradq_epoch(split, threads)[0])
             for name, n in peer_threads.items() if peer is not None else ():
                 time.sleep(0.2)
                 times[name].append(peer.epoch(n))
     finally:
         if peer is not None:
             peer.close()
+    steps = -(-len(split.y_train) // BATCH)
     out: dict = {"batch": BATCH, "steps_per_epoch": steps, "optimizer": "nesterov 0.9", "lr": LR}
-    out["threads"], out["repeats"] = threads, repeats
+    out |= {"threads": threads, "repeats": repeats}
     for name, ts in times.items():
-        if ts:
-            epoch = statistics.median(ts)
-            out[f"{name}_epoch_s"] = round(epoch, 4)
-            out[f"{name}_step_us"] = round(epoch / steps * 1e6, 1)
-    if peer is not None:
-        out["torch_version"] = peer.version
-        out["torch_over_gradq"] = round(out["torch_epoch_s"] / out["gradq_epoch_s"], 2)
-        out["torch_over_gradq_steps"] = round(out["torch_epoch_s"] / out["gradq_steps_epoch_s"], 2)
-        if "torch_1_thread_epoch_s" in out:
-            out["torch_1_thread_over_gradq"] = round(
-                out["torch_1_thread_epoch_s"] / out["gradq_epoch_s"], 2
-            )
-    else:
+        wall, cpu = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
+        out[f"{name}_epoch_s"] = round(wall, 4)
+        out[f"{name}_cpu_s"] = round(cpu, 4)
+        out[f"{name}_step_us"] = round(wall / steps * 1e6, 1)
+    out["numpy_over_gradq"] = round(out["gradq_numpy_epoch_s"] / out["gradq_epoch_s"], 2)
+    if peer is None:
         out["torch_skipped"] = skipped
+        return out
+    out["torch_version"] = peer.version
+    for name in peer_threads:
+        out[f"{name}_over_gradq"] = round(out[f"{name}_epoch_s"] / out["gradq_epoch_s"], 2)
+        out[f"{name}_over_gradq_cpu"] = round(out[f"{name}_cpu_s"] / out["gradq_cpu_s"], 2)
     return out
+
+
+ROWS = (
+    ("gradq", "gradq train(), with its 2 points"),
+    ("gradq_steps", "gradq, its steps alone"),
+    ("gradq_numpy", "gradq's previous (NumPy) step"),
+    ("torch", "PyTorch"),
+    ("torch_1_thread", "PyTorch on 1 thread"),
+)
 
 
 def describe(mini: dict) -> str:
@@ -149,32 +175,23 @@ def describe(mini: dict) -> str:
     lines = [
         f"mini-batch {mini['batch']}, {mini['optimizer']}, lr {mini['lr']}, one epoch of "
         f"{mini['steps_per_epoch']} steps, {mini['threads']} threads, median of {mini['repeats']}:",
-        f"  gradq train(), with its 2 points   {mini['gradq_epoch_s']:.3f} s"
-        f"  {mini['gradq_step_us']:6.1f} us a step",
-        f"  gradq steps alone                  {mini['gradq_steps_epoch_s']:.3f} s"
-        f"  {mini['gradq_steps_step_us']:6.1f} us a step",
+        f"  {'':34s} {'wall':>8s} {'CPU':>8s} {'a step':>10s}",
     ]
-    if "torch_epoch_s" in mini:
-        lines.append(
-            f"  PyTorch {mini['torch_version']:<26s} {mini['torch_epoch_s']:.3f} s"
-            f"  {mini['torch_step_us']:6.1f} us a step"
-        )
-        if "torch_1_thread_epoch_s" in mini:
+    for key, label in ROWS:
+        if f"{key}_epoch_s" in mini:
             lines.append(
-                f"  PyTorch on 1 thread                {mini['torch_1_thread_epoch_s']:.3f} s"
-                f"  {mini['torch_1_thread_step_us']:6.1f} us a step"
+                f"  {label:34s} {mini[f'{key}_epoch_s']:6.3f} s {mini[f'{key}_cpu_s']:6.3f} s"
+                f" {mini[f'{key}_step_us']:7.1f} us"
             )
-        lines.append(
-            f"  PyTorch's epoch over gradq's: {mini['torch_over_gradq']}x "
-            f"(steps alone: {mini['torch_over_gradq_steps']}x"
-            + (
-                f"; PyTorch on 1 thread: {mini['torch_1_thread_over_gradq']}x)"
-                if "torch_1_thread_over_gradq" in mini
-                else ")"
+    ratios = [f"the previous step's epoch over gradq's {mini['numpy_over_gradq']}x"]
+    for key, label in ROWS[3:]:
+        if f"{key}_over_gradq" in mini:
+            ratios.append(
+                f"{label}'s {mini[f'{key}_over_gradq']}x (CPU {mini[f'{key}_over_gradq_cpu']}x)"
             )
-        )
-    else:
+    if "torch_skipped" in mini:
         lines.append(f"  PyTorch skipped: {mini['torch_skipped']}")
+    lines.append("  " + "; ".join(ratios))
     return "\n".join(lines)
 
 

@@ -5,8 +5,9 @@ so that torch is never imported into gradq's process nor made a gradq dependency
 
 DATA.npz holds x (N, 784) uint8 pixels, y (N,) labels and order (N,) the epoch's row order, all
 written by bench/minibatch.py. Imports numpy and torch only. Prints `ready torch <version>`, then
-answers each `epoch THREADS` line on stdin with the seconds one epoch took on THREADS threads
-(torch.set_num_threads), until `quit` or end of input. Each epoch trains on from the last.
+answers each `epoch THREADS` line on stdin with the wall and CPU seconds (all threads) that one
+epoch took on THREADS threads (torch.set_num_threads), until `quit` or end of input. Each epoch
+trains on from the last.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ def main() -> None:
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True)
     loss_fn = torch.nn.CrossEntropyLoss()  # the batch's mean, as gradq's
 
-    def epoch() -> float:
-        t = time.perf_counter()
+    def epoch() -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
         for s in range(0, len(y), batch):
             idx = order[s : s + batch]  # (batch,)
             opt.zero_grad()
             loss_fn(net(x[idx]), y[idx]).backward()  # (batch, 784) -> (batch, 10)
             opt.step()
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     print(f"ready torch {torch.__version__}", flush=True)
     for line in sys.stdin:
@@ -49,7 +50,8 @@ def main() -> None:
         if len(words) != 2 or words[0] != "epoch":
             break
         torch.set_num_threads(int(words[1]))
-        print(f"{epoch():.6f}", flush=True)
+        wall, cpu = epoch()
+        print(f"{wall:.6f} {cpu:.6f}", flush=True)
 
 
 if __name__ == "__main__":
