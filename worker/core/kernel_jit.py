@@ -101,22 +101,27 @@ def as_floats(xt, j, one, xf):
 @njit(cache=True, nogil=True, fastmath=FLAGS)
 def first_layer(xt, cols, scale, one, W1, b1):
     """Z1 (h1, b) = scale * W1[:, cols] @ xt + b1, xt (k, b) the block's inked columns, k a
-    multiple of 4: four columns a pass, so each store of Z1 carries four multiply-adds."""
+    multiple of 4: four columns by two outputs a pass, so each store of Z1 carries four
+    multiply-adds and each load of the four columns serves two outputs."""
     h1 = W1.shape[0]
     k, b = xt.shape
     Z1 = np.zeros((h1, b), W1.dtype)
     xf = np.empty((4, b), W1.dtype)
     for j in range(0, k, 4):
         as_floats(xt, j, one, xf)
-        for o in range(h1):
-            w0, w1, w2, w3 = (
-                W1[o, cols[j]],
-                W1[o, cols[j + 1]],
-                W1[o, cols[j + 2]],
-                W1[o, cols[j + 3]],
-            )
+        c0, c1, c2, c3 = cols[j], cols[j + 1], cols[j + 2], cols[j + 3]
+        for o in range(0, h1, 2):
+            p = min(o + 1, h1 - 1)  # the pair's second output; an odd h1's last one alone
+            w0, w1, w2, w3 = W1[o, c0], W1[o, c1], W1[o, c2], W1[o, c3]
+            v0, v1, v2, v3 = W1[p, c0], W1[p, c1], W1[p, c2], W1[p, c3]
+            if p == o:
+                for r in range(b):
+                    Z1[o, r] += (w0 * xf[0, r] + w1 * xf[1, r]) + (w2 * xf[2, r] + w3 * xf[3, r])
+                continue
             for r in range(b):
-                Z1[o, r] += (w0 * xf[0, r] + w1 * xf[1, r]) + (w2 * xf[2, r] + w3 * xf[3, r])
+                x0, x1, x2, x3 = xf[0, r], xf[1, r], xf[2, r], xf[3, r]
+                Z1[o, r] += (w0 * x0 + w1 * x1) + (w2 * x2 + w3 * x3)
+                Z1[p, r] += (v0 * x0 + v1 * x1) + (v2 * x2 + v3 * x3)
     for o in range(h1):
         for r in range(b):
             Z1[o, r] = Z1[o, r] * scale + b1[o]  # the pixels' 1/255, folded in once
