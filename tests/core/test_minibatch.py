@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_kernel import mean_loss, pixels
 
-from worker.core import minibatch, nn, train
+from worker.core import kernel, minibatch, nn, train
 
 PAIRS = list(itertools.product(nn.ACTIVATIONS, repeat=2))
 
@@ -104,8 +104,8 @@ def test_mini_batch_training_takes_the_compiled_step_and_learns_as_the_numpy_ste
         y_dev=np.random.default_rng(17).integers(0, 10, size=100),
     )
     used = []
-    real = minibatch._jit().batch_step
-    monkeypatch.setattr(minibatch._jit(), "batch_step", lambda *a: used.append(1) or real(*a))
+    real = kernel._jit().rows_step
+    monkeypatch.setattr(kernel._jit(), "rows_step", lambda *a: used.append(1) or real(*a))
     compiled = train.new_state(nn.Arch(init="he"), seed=0, batch_size=64)
     train.train(compiled, data, 0.1, 30, eval_every=10)
     assert len(used) == 30

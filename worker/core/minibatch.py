@@ -1,4 +1,5 @@
-"""The mini-batch gradient compiled: one call per step over the gathered rows, as they come.
+"""The mini-batch gradient compiled (kernel_jit.rows_step): one call a step over the gathered
+rows, as they come.
 
 At batch 64 the NumPy step (nn.gradients) spends most of its ~100 us in Python and in NumPy's
 per-call costs: a dozen small products and elementwise passes. Here a batch of up to
@@ -9,20 +10,10 @@ pool's threads) and for nets that are not two hidden layers deep.
 
 from __future__ import annotations
 
-import importlib
-from functools import cache
-from types import ModuleType
-
 import numpy as np
 
 from worker.core import kernel, nn, optim
 from worker.core.pool import Pool
-
-
-@cache
-def _jit() -> ModuleType:
-    """The compiled module, imported (and numba with it) the first time a step needs it."""
-    return importlib.import_module("worker.core.minibatch_jit")
 
 
 def fits(arch: nn.Arch, blocks: list[nn.Block]) -> bool:
@@ -45,18 +36,19 @@ def gradients(
     loss and hits added to `stats`; compiled when the batch fits, else nn.gradients."""
     if not fits(arch, blocks):
         return nn.gradients(params, arch, blocks, stats, pool)
-    jit = _jit()
+    jit = kernel._jit()  # kernel_jit: the compiled steps
     block = blocks[0]
     dt = arch.np_dtype.type
     x = np.ascontiguousarray(block.x)  # (b, n_in): gathered rows already are
     y = np.ascontiguousarray(block.y, dtype=np.int64)  # (b,)
     grads = [np.empty_like(p) for p in params]
     codes = (kernel.ACT_CODES[arch.acts[0]], kernel.ACT_CODES[arch.acts[1]])
-    consts = (dt(1.0 / len(y)), dt(1), np.finfo(arch.np_dtype).tiny)
+    tiny = np.finfo(arch.np_dtype).tiny
+    consts = (dt(1.0 / len(y)), dt(1), tiny, kernel.exp_consts(arch.np_dtype))
     if x.dtype == np.uint8:
-        loss, correct = jit.pixel_step(x, dt(255), y, *consts, *params, *codes, *grads)
+        loss, correct = jit.pixel_rows_step(x, dt(255), y, *consts, *params, *codes, *grads)
     else:
-        loss, correct = jit.batch_step(x, y, *consts, *params, *codes, *grads)
+        loss, correct = jit.rows_step(x, y, *consts, *params, *codes, *grads)
     if stats is not None:
         stats.merge(nn.BatchStats(float(loss), int(correct), len(y)))
     return grads
