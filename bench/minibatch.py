@@ -123,7 +123,7 @@ def compare(split, threads: int, repeats: int, python: str | None = None) -> dic
     seconds per epoch (wall and CPU), microseconds per step (wall), ratios of wall medians."""
     peer, skipped = start_peer(python, split)
     peer_threads = {"torch": threads} | ({"torch_1_thread": 1} if threads != 1 else {})
-    times: dict[str, list[Times]] = {"gradq": [], "gradq_steps": [], "gradq_numpy": []}
+    times: dict[str, list[Times]] = {name: [] for name, _ in ROWS[:4]}
     times |= {name: [] for name in peer_threads if peer is not None}
     try:
         gradq_epoch(split, threads)  # untimed: numba's first call, the pool's first threads
@@ -135,7 +135,9 @@ def compare(split, threads: int, repeats: int, python: str | None = None) -> dic
             times["gradq"].append(whole)
             times["gradq_steps"].append(steps_only)
             with numpy_step():
-                times["gradq_numpy"].append(gradq_epoch(split, threads)[0])
+                whole, steps_only = gradq_epoch(split, threads)
+            times["gradq_numpy"].append(whole)
+            times["gradq_numpy_steps"].append(steps_only)
             for name, n in peer_threads.items() if peer is not None else ():
                 time.sleep(0.2)
                 times[name].append(peer.epoch(n))
@@ -151,6 +153,9 @@ def compare(split, threads: int, repeats: int, python: str | None = None) -> dic
         out[f"{name}_cpu_s"] = round(cpu, 4)
         out[f"{name}_step_us"] = round(wall / steps * 1e6, 1)
     out["numpy_over_gradq"] = round(out["gradq_numpy_epoch_s"] / out["gradq_epoch_s"], 2)
+    out["numpy_over_gradq_steps"] = round(
+        out["gradq_numpy_steps_epoch_s"] / out["gradq_steps_epoch_s"], 2
+    )
     if peer is None:
         out["torch_skipped"] = skipped
         return out
@@ -165,6 +170,7 @@ ROWS = (
     ("gradq", "gradq train(), with its 2 points"),
     ("gradq_steps", "gradq, its steps alone"),
     ("gradq_numpy", "gradq's previous (NumPy) step"),
+    ("gradq_numpy_steps", "  its steps alone"),
     ("torch", "PyTorch"),
     ("torch_1_thread", "PyTorch on 1 thread"),
 )
@@ -183,8 +189,11 @@ def describe(mini: dict) -> str:
                 f"  {label:34s} {mini[f'{key}_epoch_s']:6.3f} s {mini[f'{key}_cpu_s']:6.3f} s"
                 f" {mini[f'{key}_step_us']:7.1f} us"
             )
-    ratios = [f"the previous step's epoch over gradq's {mini['numpy_over_gradq']}x"]
-    for key, label in ROWS[3:]:
+    ratios = [
+        f"the previous step's epoch over gradq's {mini['numpy_over_gradq']}x "
+        f"(steps alone {mini['numpy_over_gradq_steps']}x)"
+    ]
+    for key, label in ROWS[4:]:
         if f"{key}_over_gradq" in mini:
             ratios.append(
                 f"{label}'s {mini[f'{key}_over_gradq']}x (CPU {mini[f'{key}_over_gradq_cpu']}x)"
