@@ -75,7 +75,8 @@ class TorchPeer:
     def __init__(self, python: str, split) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="gradq-torch-")
         data = Path(self.dir.name) / "data.npz"
-        x = np.rint(np.asarray(split.x_train) * 255).astype(np.uint8)  # (N, 784) the pixels
+        x = np.asarray(split.x_train)  # (N, 784) pixels, or pixel / 255 as floats
+        x = x if x.dtype == np.uint8 else np.rint(x * 255).astype(np.uint8)
         order = train.epoch_order(0, 0, len(split.y_train))  # gradq's first epoch's order
         np.savez(data, x=x, y=np.asarray(split.y_train), order=order)
         args = [python, str(PEER), str(data), str(BATCH), str(LR)]
