@@ -3,6 +3,7 @@ of gradq's train() against PyTorch CPU's loop for the same net, batch, optimizer
 
     python bench/minibatch.py --data ../shared/data/mnist [--repeats 5] [--threads N]
         [--torch-python /path/to/python]   (or GRADQ_BENCH_TORCH_PYTHON)
+        [--pixels]   (gradq trains on uint8 rows, as a worker's mapped split gives them)
 
 torch is never imported here: bench/torch_peer.py runs under the interpreter given, one process
 kept for the whole bench, so its epochs and gradq's are taken in turn in every round and a change
