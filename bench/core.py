@@ -1,6 +1,7 @@
 """Time the core's compiled step against its NumPy steps and the notebook's algorithm, side by side.
 
     python bench/core.py --data ../shared/data/mnist [--repeats 7] [--threads N] [--skip-tta]
+        [--torch-python /path/to/python]   (or GRADQ_BENCH_TORCH_PYTHON: PyTorch's mini-batch row)
 
 One full-batch step each way, taken in turn in every round so that a change in the machine's load
 hits them alike; medians of the rounds. The compiled step is warmed up (compiled or loaded from
@@ -132,6 +133,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.923)
     ap.add_argument("--skip-tta", action="store_true", help="only time one iteration")
     ap.add_argument("--mini-repeats", type=int, default=3, help="epochs timed at batch 64")
+    ap.add_argument("--torch-python", default=None, help="an interpreter that imports torch")
     args = ap.parse_args()
 
     with threadpool_limits(args.threads):
@@ -234,17 +236,9 @@ def main() -> None:
             f"warm-up {warm_s:.1f} s, kernel layout {prepare_ms:.0f} ms"
         )
         if args.mini_repeats > 0:
-            mini = minibatch.compare(split, threads, args.mini_repeats)
-            torch_row = (
-                f"; PyTorch {mini['torch_epoch_s']} s ({mini['torch_step_us']} us a step)"
-                if "torch_epoch_s" in mini
-                else "; PyTorch not installed"
-            )
-            print(
-                f"mini-batch 64, nesterov, one epoch of {mini['steps_per_epoch']} steps, median of "
-                f"{args.mini_repeats}: gradq {mini['gradq_epoch_s']} s "
-                f"({mini['gradq_step_us']} us a step){torch_row}"
-            )
+            python = minibatch.torch_python(args.torch_python)
+            mini = minibatch.compare(split, threads, args.mini_repeats, python)
+            print(minibatch.describe(mini))
             result["mini_batch"] = mini
         if not args.skip_tta:
             full = time_to(split, args.target, None, [(1.0, 500), (0.5, 4500)], 50, "uniform")

@@ -187,12 +187,14 @@ def _pass_on(task: Task, stage_id: int, database: str) -> dict:
 
 @signals.worker_init.connect
 def _warm_kernel(**_: object) -> None:
-    """Compile the full-batch kernel (or load it from numba's cache) in the main process, before
-    it forks its pool: no training process pays seconds for it on its first step."""
-    from worker.core import kernel
+    """Compile the full-batch kernel and the mini-batch step (or load them from numba's cache)
+    in the main process, before it forks its pool: no training process pays seconds for them on
+    its first step."""
+    from worker.core import kernel, minibatch
 
     try:
         kernel.warm_up()
+        minibatch.warm_up()
     except Exception as e:  # training still works: each process then compiles on first use
         log.warning("kernel warm-up failed (%s: %s); compiling on first use", type(e).__name__, e)
 

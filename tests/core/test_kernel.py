@@ -140,3 +140,23 @@ def test_full_batch_training_takes_the_kernel_and_agrees_with_the_numpy_step(mon
     assert len(used) == 10
     for a, b in zip(compiled.params, reference.params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_kernels_exp_is_within_2_ulps_of_numpys_and_keeps_nan(dtype):
+    from worker.core import kernel_jit
+
+    dt = np.dtype(dtype)
+    x = -np.concatenate([np.geomspace(1e-9, 760.0, 4000), [0.0, 0.5, 87.0, 745.0, 2000.0]])
+    x = np.concatenate([x, [-np.inf, np.nan]]).astype(dt)  # (b,) arguments <= 0
+    Z = x[None, :].copy()  # (1, b): one output row
+    b = Z.shape[1]
+    scratch = (np.empty(b, dt), np.empty(b, dt), np.empty(b, np.int64), np.empty(b, np.int64))
+    kernel_jit.exp_shifted(Z, 0, np.zeros(b, dt), kernel.exp_consts(dt), *scratch)
+    got, ref = Z[0], np.exp(x)
+    assert np.isnan(got[-1]) and got[-2] == 0 and got[-3] == 0  # NaN stays, -inf and -2000 give 0
+    normal = ref >= np.finfo(dt).tiny
+    assert normal.sum() > 1000
+    err = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert err.max() <= 2 * np.finfo(dt).eps, err.max() / np.finfo(dt).eps
+    assert np.all(np.abs(got[~normal & ~np.isnan(ref)]) <= 2 * np.finfo(dt).tiny)

@@ -66,8 +66,10 @@ def test_a_300_iteration_stage_that_blew_up_ends_diverged(mnist_split):
 
 def test_a_short_stage_that_blew_up_back_to_chance_ends_diverged(mnist_split):
     """lr 200 cosine for 50 iterations ended "succeeded" at 10.8 % dev: its loss went to 70.9
-    and came back to 2.44, below its start (2.67), with the network's units dead."""
-    state = train.new_state(nn.Arch(), seed=0)
+    and came back to 2.44, below its start (2.67), with the network's units dead. The path is
+    chaotic: since the kernel's vectorised exp, seed 0 ends above its start (the "no lower"
+    verdict, also diverged); seed 2 blows up to 77.7 from 2.75 and comes back below it."""
+    state = train.new_state(nn.Arch(), seed=2)
     with pytest.raises(DivergedError, match=r"the loss blew up to .* ended at chance"):
         train.train(state, mnist_split, 200.0, 50, eval_every=10, shape=schedule.parse("cosine"))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_core import toy_data
 
-from worker.core import nn, optim, schedule, snapshot, train
+from worker.core import minibatch, nn, optim, schedule, snapshot, train
 from worker.core.divergence import Watch
 from worker.errors import DivergedError, SnapshotError
 
@@ -69,11 +69,51 @@ def test_sgd_is_the_old_update_bit_for_bit():
         i = b.iteration
         order = train.epoch_order(b.seed, i // 10, 300)
         idx = order[(i % 10) * 32 : (i % 10 + 1) * 32]
-        grads = nn.gradients(b.params, b.arch, nn.rows(data.x_train[idx], data.y_train[idx]))
+        batch = nn.rows(data.x_train[idx], data.y_train[idx])
+        grads = minibatch.gradients(b.params, b.arch, batch)  # the step's gradient, compiled
         for p, g in zip(b.params, grads, strict=True):
             p -= np.float32(0.1) * g
         b.iteration += 1
     assert all(np.array_equal(x, y) for x, y in zip(a.params, b.params, strict=True))
+
+
+DECAYED = [
+    *OPTIMIZERS,
+    optim.Optimizer("adam", weight_decay=1e-4),
+    optim.Optimizer("sgd", 0.9, weight_decay=0.01),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", DECAYED, ids=lambda o: f"{o.name}-{o.weight_decay:g}")
+def test_the_compiled_update_is_numpys_bit_for_bit(opt, dtype):
+    rng = np.random.default_rng(0)
+    arch = nn.Arch(dtype=dtype)
+    compiled = nn.init_params(arch, rng)
+    before, reference = [p.copy() for p in compiled], [p.copy() for p in compiled]
+    slots, ref_slots = optim.new_slots(opt, compiled), optim.new_slots(opt, reference)
+    for _ in range(12):
+        grads = [rng.standard_normal(p.shape).astype(dtype) for p in compiled]
+        kept = [g.copy() for g in grads]
+        optim.step(opt, compiled, grads, slots, 0.05)
+        optim.step_reference(opt, reference, [g.copy() for g in kept], ref_slots, 0.05)
+        assert all(np.array_equal(g, k) for g, k in zip(grads, kept, strict=True))  # untouched
+    assert slots.steps == ref_slots.steps == 12
+    assert not any(np.array_equal(a, b) for a, b in zip(compiled, before, strict=True))
+    got = [a.tobytes() for a in compiled + slots.arrays]
+    assert got == [a.tobytes() for a in reference + ref_slots.arrays]
+
+
+def test_the_update_of_mixed_dtypes_or_strided_arrays_is_numpys():
+    opt = optim.Optimizer("momentum")
+    params = nn.init_params(nn.Arch(), np.random.default_rng(1))
+    reference = [p.copy() for p in params]
+    wide = [np.asfortranarray(np.ones(p.shape)) for p in params]  # float64, not C order
+    slots, ref_slots = optim.new_slots(opt, params), optim.new_slots(opt, reference)
+    optim.step(opt, params, wide, slots, 0.1)
+    optim.step_reference(opt, reference, wide, ref_slots, 0.1)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, reference, strict=True))
+    assert params[0].dtype == np.float32
 
 
 @pytest.mark.parametrize(

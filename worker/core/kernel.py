@@ -1,14 +1,15 @@
 """The full-batch step as a compiled kernel: each block's forward and backward in one call, its
 pixels uint8 and read while in cache, the same blocks and block-order sum as nn.gradients.
 
-nn.gradients stays the reference (and the path for mini-batches and for nets that are not two
-hidden layers deep). numba is imported on first use; `warm_up` compiles, or loads from numba's
-cache, ahead of the first step.
+nn.gradients stays the reference (and the path for nets that are not two hidden layers deep;
+minibatch.py is the mini-batch step's). numba is imported on first use; `warm_up` compiles, or
+loads from numba's cache, ahead of the first step.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -93,7 +94,8 @@ def gradients(
     dt = arch.np_dtype.type
     n = len(batch.blocks)
     parts = [np.zeros((n, *p.shape), dtype=arch.np_dtype) for p in params]  # a gradient a block
-    consts = (dt(batch.scale), dt(1.0 / batch.rows), dt(1), np.finfo(arch.np_dtype).tiny)
+    tiny = np.finfo(arch.np_dtype).tiny
+    consts = (dt(batch.scale), dt(1.0 / batch.rows), dt(1), tiny, exp_consts(arch.np_dtype))
     codes = (ACT_CODES[arch.acts[0]], ACT_CODES[arch.acts[1]])
     measure = stats is not None
 
@@ -110,6 +112,17 @@ def gradients(
             stats.merge(nn.BatchStats(float(loss), int(correct), 0))
         stats.count += batch.rows
     return [_sum_in_order(p) for p in parts]
+
+
+@cache
+def exp_consts(dtype: np.dtype) -> np.ndarray:
+    """kernel_jit.exp_shifted's constants (19,) in `dtype`: 1/ln2, ln2 as a short head and the
+    rest, x_min, k_min, 1/2, then e^t's Taylor coefficients from 1/12! down to 1/0!."""
+    k_min = 2 * -1022  # 2^k = 2^h 2^(k - h), each a normal float64
+    ln2_hi = 0.693145751953125  # 15 significant bits: k ln2_hi is exact in float64
+    ln2_lo = 1.4286068203094172321e-06  # ln2 - ln2_hi from ln2's digits, not math.log(2)'s
+    head = [1 / math.log(2), ln2_hi, ln2_lo, k_min * math.log(2), k_min, 0.5]
+    return np.array(head + [1 / math.factorial(n) for n in range(12, -1, -1)], dtype=dtype)
 
 
 def _sum_in_order(parts: np.ndarray) -> np.ndarray:

@@ -8,8 +8,11 @@ exactly the step an uninterrupted one would.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
+from functools import cache
+from types import ModuleType
 
 import numpy as np
 
@@ -85,7 +88,41 @@ def slot_names(opt: Optimizer, param_names: list[str]) -> list[str]:
     return [f"opt_{k}_{p}" for p in param_names for k in kinds]
 
 
+@cache
+def _jit() -> ModuleType:
+    """The compiled update, imported (and numba with it) the first time a step needs it."""
+    return importlib.import_module("worker.core.optim_jit")
+
+
 def step(
+    opt: Optimizer, params: list[np.ndarray], grads: list[np.ndarray], slots: Slots, lr: float
+) -> None:
+    """Apply one update in place: step_reference's maths and bits, compiled (one call per
+    parameter instead of a dozen NumPy operations: ~30 us less a mini-batch step)."""
+    dtype = params[0].dtype
+    arrays = (*params, *grads, *slots.arrays)
+    if dtype not in (np.float32, np.float64) or not all(
+        a.dtype == dtype and a.flags.c_contiguous for a in arrays
+    ):
+        return step_reference(opt, params, grads, slots, lr)  # mixed dtypes or strided views
+    k = opt.slots_per_param
+    slots.steps += 1
+    t = slots.steps
+    mu = opt.beta1 if opt.name == "adam" else opt.momentum
+    # (9,) each rounded once to the dtype, as step_reference's dt(...)
+    coefs = np.array(
+        [lr, opt.weight_decay, mu, opt.beta2, 1 - opt.beta1, 1 - opt.beta2,
+         1 - opt.beta1**t, 1 - opt.beta2**t, opt.eps],
+        dtype=dtype,
+    )  # fmt: skip
+    update, code = _jit().update, NAMES.index(opt.name)
+    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+        s1 = slots.arrays[i * k] if k else p  # a slot the rule does not use is never touched
+        s2 = slots.arrays[i * k + 1] if k == 2 else s1
+        update(code, p, g, s1, s2, coefs, p.ndim == 2)  # weights decay, biases do not
+
+
+def step_reference(
     opt: Optimizer, params: list[np.ndarray], grads: list[np.ndarray], slots: Slots, lr: float
 ) -> None:
     """Apply one update in place; every operation is elementwise, in the params' dtype."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from worker.core import kernel, nn, optim, schedule
+from worker.core import kernel, minibatch, nn, optim, schedule
 from worker.core.augment import epoch_moves, moved
 from worker.core.augment import problem as augment_problem
 from worker.core.divergence import Watch
@@ -239,7 +239,7 @@ class _Stage:
             if self.report(self.measured(pool), pool):
                 return None
             self.running = nn.BatchStats()
-        return nn.gradients(params, arch, self.batch(i), self.running, pool)
+        return minibatch.gradients(params, arch, self.batch(i), self.running, pool)
 
     def batch(self, i: int) -> list[nn.Block]:
         """The rows of mini-batch step i, at its place in its epoch's seeded order."""
