@@ -27,7 +27,9 @@ from storage.stages import stages_of
 from worker import tasks
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-LRS = (0.05, 0.2, 0.5, 1.0)
+# none of them diverges on small_mnist at seed 1 (lr 1.0 did once the compiled steps changed
+# its bits: its second rung ended at chance, a failed run, which this test is not about)
+LRS = (0.05, 0.1, 0.2, 0.5)
 RUNG = 50
 
 
@@ -57,7 +59,7 @@ def assert_halved_like_the_reference(engine: Engine, stack, dataset, sweep_id, r
         assert went_on == [e.run_id for e in r.entries[: r.keep]]
     for run_id, lr in zip(run_ids, LRS, strict=True):
         st = trained[run_id]
-        assert all(x.status is StageStatus.SUCCEEDED for x in st)
+        assert all(x.status is StageStatus.SUCCEEDED for x in st), [(x.status, x.error) for x in st]
         want = reference(stack, dataset, [(lr, RUNG, "cosine")] * len(st))
         assert losses(engine, run_id) == want.losses
         for g, w in zip(final_params(engine, run_id), want.params, strict=True):
