@@ -257,25 +257,11 @@ def runs_rows(
         summaries = bookkeeping.matching(runs.list_runs(s), tags, status=status, tag=tag, name=name)
     if limit:
         summaries = summaries[-limit:]
-    return [
-        {
-            "id": r.id,
-            "name": r.name,
-            "status": r.status,
-            "iteration": r.iteration,
-            "best_dev_acc": r.best_dev_acc,
-            "created_at": r.created_at,
-            "age": age(r.created_at),
-            "parent_snapshot_id": r.parent_snapshot_id,
-            "tags": tags.get(r.id, []),
-        }
-        for r in summaries
-    ]
+    return [{**_run_fields(r, tags.get(r.id, [])), "age": age(r.created_at)} for r in summaries]
 
 
-def page_row(r: listing.RunRow, tags: list[str]) -> dict:
-    """A row of the dashboard's runs page: `gradq runs --json`'s fields but `age` (the page
-    counts it from `created_at`, so an unchanged list keeps its ETag), progress, it/s, ETA."""
+def _run_fields(r: runs.RunSummary | listing.RunRow, tags: list[str]) -> dict:
+    """What `gradq runs --json` and the dashboard's runs page both say of a run."""
     return {
         "id": r.id,
         "name": r.name,
@@ -285,6 +271,14 @@ def page_row(r: listing.RunRow, tags: list[str]) -> dict:
         "created_at": r.created_at,
         "parent_snapshot_id": r.parent_snapshot_id,
         "tags": tags,
+    }
+
+
+def page_row(r: listing.RunRow, tags: list[str]) -> dict:
+    """A row of the dashboard's runs page: `gradq runs --json`'s fields but `age` (the page
+    counts it from `created_at`, so an unchanged list keeps its ETag), progress, it/s, ETA."""
+    return {
+        **_run_fields(r, tags),
         "progress": r.progress,
         "rate": r.rate,
         "eta_seconds": r.eta_seconds,
