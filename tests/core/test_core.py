@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import itertools
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gradcheck import PAIRS, assert_finite_differences
 
 from worker.core import evaluate, nn, snapshot, train
 from worker.errors import DivergedError, SnapshotError
-
-PAIRS = list(itertools.product(nn.ACTIVATIONS, repeat=2))
 
 
 def toy_data(dtype: str = "float32", n: int = 300, n_in: int = 784, seed: int = 1):
@@ -22,10 +20,6 @@ def toy_data(dtype: str = "float32", n: int = 300, n_in: int = 784, seed: int = 
     centers = rng.random((10, n_in))
     x = np.clip(centers[y] + 0.3 * rng.standard_normal((n + 50, n_in)), 0, 1).astype(dtype)
     return SimpleNamespace(x_train=x[:n], y_train=y[:n], x_dev=x[n:], y_dev=y[n:])
-
-
-def mean_loss(params, arch, X, y) -> float:
-    return nn.measure(params, arch, nn.rows(X, y)).loss_sum / len(y)
 
 
 @pytest.mark.parametrize("layout", ["rows", "pack"])
@@ -43,23 +37,7 @@ def test_gradients_match_finite_differences(acts, dtype, layout):
     blocks = (nn.rows if layout == "rows" else nn.pack)(X, y, block_rows=16)
     assert layout == "rows" or all(len(b.cols) < 12 for b in blocks)
     grads = nn.gradients(params, arch, blocks)
-    # the oracle runs in float64 whatever the dtype under test
-    arch64 = nn.Arch(hidden=(7, 5), acts=acts, dtype="float64", n_in=12)
-    p64 = [p.astype(np.float64) for p in params]
-    X64, eps = X.astype(np.float64), 1e-6
-    for k, (p, g) in enumerate(zip(p64, grads, strict=True)):
-        assert g.shape == p.shape  # one bias gradient per unit, never a scalar
-        assert g.dtype == np.dtype(dtype)
-        for idx in list(np.ndindex(p.shape))[:: max(1, p.size // 25)]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = mean_loss(p64, arch64, X64, y)
-            p[idx] = old - eps
-            down = mean_loss(p64, arch64, X64, y)
-            p[idx] = old
-            numeric = (up - down) / (2 * eps)
-            tol = 1e-7 if dtype == "float64" else 2e-4
-            assert abs(numeric - g[idx]) <= tol + 1e-3 * abs(numeric), (k, idx, numeric, g[idx])
+    assert_finite_differences(grads, params, arch, X, y)
 
 
 def test_mixed_activations_apply_each_derivative_to_its_own_layer():

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gradcheck import PAIRS, assert_finite_differences, pixels
 
 from worker.core import kernel, nn, pool
-
-PAIRS = list(itertools.product(nn.ACTIVATIONS, repeat=2))
-
-
-def pixels(n: int, n_in: int, dtype: str, seed: int) -> np.ndarray:
-    """Sparse uint8 images scaled as mnist.split does: pixel / 255 in the run's dtype."""
-    rng = np.random.default_rng(seed)
-    raw = rng.integers(0, 256, size=(n, n_in)) * (rng.random((n, n_in)) < 0.4)
-    raw[:, 3] = 0  # a pixel never inked
-    return raw.astype(np.uint8) / np.dtype(dtype).type(255)
-
-
-def mean_loss(params, arch, X, y) -> float:
-    return nn.measure(params, arch, nn.rows(X, y)).loss_sum / len(y)
 
 
 @pytest.mark.parametrize("data", ["pixels", "floats"])
@@ -42,21 +28,7 @@ def test_kernel_gradients_match_finite_differences(acts, dtype, data):
     batch = kernel.prepare(nn.pack(X, y, block_rows=16))
     assert batch.blocks[0].xt.dtype == (np.uint8 if data == "pixels" else np.dtype(dtype))
     grads = kernel.gradients(params, arch, batch)
-    arch64 = nn.Arch(hidden=(7, 5), acts=acts, dtype="float64", n_in=12)
-    p64 = [p.astype(np.float64) for p in params]
-    X64, eps = X.astype(np.float64), 1e-6
-    for k, (p, g) in enumerate(zip(p64, grads, strict=True)):
-        assert g.shape == p.shape and g.dtype == np.dtype(dtype)
-        for idx in list(np.ndindex(p.shape))[:: max(1, p.size // 25)]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = mean_loss(p64, arch64, X64, y)
-            p[idx] = old - eps
-            down = mean_loss(p64, arch64, X64, y)
-            p[idx] = old
-            numeric = (up - down) / (2 * eps)
-            tol = 1e-7 if dtype == "float64" else 2e-4
-            assert abs(numeric - g[idx]) <= tol + 1e-3 * abs(numeric), (k, idx, numeric, g[idx])
+    assert_finite_differences(grads, params, arch, X, y)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

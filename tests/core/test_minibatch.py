@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_kernel import mean_loss, pixels
+from gradcheck import PAIRS, assert_finite_differences, pixels
 
 from worker.core import kernel, minibatch, nn, train
-
-PAIRS = list(itertools.product(nn.ACTIVATIONS, repeat=2))
 
 
 @pytest.mark.parametrize("rows", [13, 4, 1])
@@ -30,21 +27,7 @@ def test_compiled_gradients_match_finite_differences(acts, dtype, data, rows):
     y = rng.integers(0, 10, size=rows)
     assert minibatch.fits(arch, nn.rows(x, y))
     grads = minibatch.gradients(params, arch, nn.rows(x, y))
-    arch64 = nn.Arch(hidden=(7, 5), acts=acts, dtype="float64", n_in=12)
-    p64 = [p.astype(np.float64) for p in params]
-    X64, eps = X.astype(np.float64), 1e-6
-    for k, (p, g) in enumerate(zip(p64, grads, strict=True)):
-        assert g.shape == p.shape and g.dtype == np.dtype(dtype)
-        for idx in list(np.ndindex(p.shape))[:: max(1, p.size // 25)]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = mean_loss(p64, arch64, X64, y)
-            p[idx] = old - eps
-            down = mean_loss(p64, arch64, X64, y)
-            p[idx] = old
-            numeric = (up - down) / (2 * eps)
-            tol = 1e-7 if dtype == "float64" else 2e-4
-            assert abs(numeric - g[idx]) <= tol + 1e-3 * abs(numeric), (k, idx, numeric, g[idx])
+    assert_finite_differences(grads, params, arch, X, y)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
